@@ -1,0 +1,479 @@
+"""The room state machine: members, parts, start, note intake, scoring, finish.
+
+A :class:`Room` is pure state: every method takes ``now_ms`` (Unix epoch ms
+on the server clock) instead of reading a clock, raises
+:class:`rooms.errors.RoomError` and changes nothing when an operation is
+refused. The server owns the timers and the sockets.
+
+Phases: ``waiting`` (members join) → ``counting_in`` (started, before
+``start_at``) → ``playing`` → ``finished``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rooms.errors import RoomError
+from rooms.finished import FinishedRoom, PlayerOutcome
+from rooms.notes import NoteEvent
+from rooms.piece import Piece
+from rooms.recording import RecordedEvent, Recording
+from rooms.scoring import Scorer, ScoringSettings, asynchrony
+
+MODES = ("duet", "ensemble", "free")
+ROLES = ("player", "spectator")
+MAX_PLAYERS = {"duet": 2, "ensemble": 8, "free": 8}
+MIN_BPM, MAX_BPM = 20.0, 400.0
+FREE_TEMPO_BPM = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    """Timing rules of rooms, all in ms.
+
+    ``start_delay_ms``: time between ``room:start`` and the first count-in
+    beat, so every member hears ``room:started`` before the count-in.
+    ``grace_ms``: how long after the end of the piece (the later of the grid's
+    end and each player's predicted end, see below) the room finishes.
+    ``max_note_skew_ms``: how far a note's timestamp may be from the server's
+    now. ``max_drift_ratio``: a player predicted to end later than
+    ``grid_end * max_drift_ratio`` does not hold the room open longer.
+    """
+
+    start_delay_ms: float = 1000.0
+    grace_ms: float = 3000.0
+    max_note_skew_ms: float = 5000.0
+    max_drift_ratio: float = 1.5
+    scoring: ScoringSettings = field(default_factory=ScoringSettings)
+
+
+@dataclass(slots=True)
+class Member:
+    """A connected member of a room (player or spectator)."""
+
+    user_id: str
+    display_name: str
+    role: str
+    part: str | None
+    instrument: str | None
+    joined_at_ms: int
+    rtt_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "display_name": self.display_name,
+            "role": self.role,
+            "part": self.part,
+            "instrument": self.instrument,
+            "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1),
+        }
+
+
+@dataclass(slots=True)
+class _Player:
+    """A player's scoring slot; outlives the membership when the player leaves mid-piece."""
+
+    user_id: str
+    display_name: str
+    part: str | None
+    instrument: str | None
+    joined_at_ms: int
+    scorer: Scorer | None
+    notes_played: int = 0  # for free mode, where there is no scorer
+    left_at_ms: int | None = None
+
+
+class Room:
+    """One practice room. See the module docstring for the rules.
+
+    ``piece`` is ``None`` exactly in ``free`` mode. ``tempo_bpm`` (quarter notes
+    per minute, 20–400) replaces the file's tempo and scales its tempo map
+    proportionally; ``None`` means the file's initial tempo (120 in free mode).
+    ``count_in_beats``: 0–16 beats at the room tempo before ``start_at``.
+    """
+
+    def __init__(
+        self,
+        room_id: str,
+        *,
+        name: str,
+        mode: str,
+        host_user_id: str,
+        piece: Piece | None = None,
+        piece_id: str | None = None,
+        tempo_bpm: float | None = None,
+        count_in_beats: int = 4,
+        settings: RoomSettings | None = None,
+        created_at_ms: int = 0,
+    ) -> None:
+        if mode not in MODES:
+            raise RoomError("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode == "free" and piece is not None:
+            raise RoomError(
+                "invalid_mode", "a free jam has no reference piece: piece_id must be null"
+            )
+        if mode != "free" and piece is None:
+            raise RoomError("piece_required", f"a {mode} room needs a piece_id")
+        if piece is not None and mode == "duet" and len(piece.parts) < 2:
+            raise RoomError(
+                "not_enough_parts",
+                f"a duet needs a piece with at least two parts; {piece.title!r} has "
+                f"{len(piece.parts)} (import a piano piece with split_hands=true)",
+            )
+        if tempo_bpm is not None and not MIN_BPM <= tempo_bpm <= MAX_BPM:
+            raise RoomError(
+                "invalid_tempo", f"tempo_bpm must be {MIN_BPM:g}-{MAX_BPM:g}, got {tempo_bpm}"
+            )
+        if not 0 <= count_in_beats <= 16:
+            raise RoomError(
+                "invalid_count_in", f"count_in_beats must be 0-16, got {count_in_beats}"
+            )
+        self.room_id = room_id
+        self.name = name
+        self.mode = mode
+        self.piece = piece
+        self.piece_id = piece_id
+        self.piece_bpm = piece.bpm if piece is not None else None
+        self.tempo_bpm = float(
+            tempo_bpm if tempo_bpm is not None else (self.piece_bpm or FREE_TEMPO_BPM)
+        )
+        # Room seconds per file second: the room tempo scales the whole tempo map.
+        self.time_scale = (self.piece_bpm / self.tempo_bpm) if self.piece_bpm else 1.0
+        self.count_in_beats = count_in_beats
+        self.settings = settings or RoomSettings()
+        self.host = host_user_id
+        self.created_at_ms = created_at_ms
+        self.members: dict[str, Member] = {}
+        self._players: dict[str, _Player] = {}
+        self.start_at_ms: int | None = None
+        self.finished: FinishedRoom | None = None
+        self.seq = 0
+        self.recording = Recording()
+
+    # -- reading -----------------------------------------------------------------
+
+    @property
+    def part_names(self) -> list[str]:
+        return self.piece.part_names if self.piece is not None else []
+
+    def phase(self, now_ms: float) -> str:
+        if self.finished is not None:
+            return "finished"
+        if self.start_at_ms is None:
+            return "waiting"
+        return "counting_in" if now_ms < self.start_at_ms else "playing"
+
+    def parts_taken(self) -> dict[str, str]:
+        """``{part: user_id}`` of players (present or left mid-piece) holding a part."""
+        return {p.part: p.user_id for p in self._players.values() if p.part is not None}
+
+    def players_present(self) -> list[str]:
+        return [u for u, m in self.members.items() if m.role == "player"]
+
+    def grid_end_ms(self) -> float:
+        """End of the piece's last note on the room's grid, ms from ``start_at``."""
+        if self.piece is None:
+            return 0.0
+        return self.piece.duration_s * self.time_scale * 1000.0
+
+    def state(self, now_ms: float) -> dict[str, Any]:
+        """The room state sent to clients (JSON-ready)."""
+        return {
+            "room_id": self.room_id,
+            "name": self.name,
+            "mode": self.mode,
+            "piece_id": self.piece_id,
+            "piece_title": self.piece.title if self.piece is not None else None,
+            "tempo_bpm": self.tempo_bpm,
+            "count_in_beats": self.count_in_beats,
+            "phase": self.phase(now_ms),
+            "host": self.host,
+            "start_at": self.start_at_ms,
+            "members": [m.to_dict() for m in self.members.values()],
+            "parts": [
+                {"name": name, "user_id": self.parts_taken().get(name)} for name in self.part_names
+            ],
+            "max_players": MAX_PLAYERS[self.mode],
+        }
+
+    def live_result(self, user_id: str) -> dict[str, Any] | None:
+        """A player's live result, or ``None`` for a non-player."""
+        player = self._players.get(user_id)
+        if player is None:
+            return None
+        return self._result(player, final=False, complete=True)
+
+    # -- membership --------------------------------------------------------------
+
+    def join(
+        self,
+        user_id: str,
+        display_name: str,
+        *,
+        role: str,
+        part: str | None,
+        instrument: str | None,
+        now_ms: int,
+    ) -> Member:
+        """Add a member. A player who left mid-piece may rejoin the same part.
+
+        Raises ``RoomError`` with code ``room_finished``, ``invalid_role``,
+        ``already_joined``, ``already_started``, ``room_full``, ``unknown_part``,
+        ``part_taken`` or ``no_free_part``.
+        """
+        if self.finished is not None:
+            raise RoomError("room_finished", "this room has finished")
+        if role not in ROLES:
+            raise RoomError("invalid_role", f"role must be 'player' or 'spectator', got {role!r}")
+        if user_id in self.members:
+            raise RoomError("already_joined", "you are already in this room")
+        if role == "spectator":
+            member = Member(user_id, display_name, role, None, instrument, now_ms)
+            self.members[user_id] = member
+            return member
+        returning = self._players.get(user_id)
+        if returning is not None:  # back after a disconnect: same part, same scorer
+            if part is not None and part != returning.part:
+                raise RoomError("part_taken", f"you already play {returning.part!r} in this room")
+            returning.left_at_ms = None
+            member = Member(user_id, display_name, role, returning.part, instrument, now_ms)
+            self.members[user_id] = member
+            return member
+        if self.start_at_ms is not None:
+            raise RoomError("already_started", "the piece has started; join as a spectator")
+        if len(self._players) >= MAX_PLAYERS[self.mode]:
+            raise RoomError(
+                "room_full", f"a {self.mode} room has at most {MAX_PLAYERS[self.mode]} players"
+            )
+        part = self._choose_part(part)
+        self._players[user_id] = _Player(
+            user_id, display_name, part, instrument, now_ms, scorer=None
+        )
+        member = Member(user_id, display_name, role, part, instrument, now_ms)
+        self.members[user_id] = member
+        return member
+
+    def _choose_part(self, part: str | None) -> str | None:
+        if self.piece is None:
+            if part is not None:
+                raise RoomError("unknown_part", "a free jam has no parts: part must be null")
+            return None
+        taken = self.parts_taken()
+        if part is None:
+            for name in self.part_names:
+                if name not in taken:
+                    return name
+            raise RoomError("no_free_part", "every part of this piece already has a player")
+        if part not in self.part_names:
+            raise RoomError(
+                "unknown_part",
+                f"no part {part!r} in {self.piece.title!r}; parts: {', '.join(self.part_names)}",
+            )
+        if part in taken:
+            raise RoomError("part_taken", f"part {part!r} is already played by someone else")
+        return part
+
+    def leave(self, user_id: str, now_ms: int) -> bool:
+        """Remove a member; return ``True`` when the room should now finish.
+
+        Before the start a player's part is freed. After the start the
+        player's scoring is frozen and their result will be marked incomplete.
+        The host role passes to the longest-present member. Raises
+        ``RoomError("not_in_room")``.
+        """
+        member = self.members.pop(user_id, None)
+        if member is None:
+            raise RoomError("not_in_room", "you are not in this room")
+        if member.role == "player":
+            if self.start_at_ms is None:
+                del self._players[user_id]
+            else:
+                self._players[user_id].left_at_ms = now_ms
+        if self.host == user_id and self.members:
+            self.host = next(iter(self.members))
+        return self.start_at_ms is not None and self.finished is None and not self.players_present()
+
+    def set_rtt(self, user_id: str, rtt_ms: float) -> None:
+        """Record a member's round-trip time (ms) as measured by its clock exchanges."""
+        member = self.members.get(user_id)
+        if member is not None:
+            member.rtt_ms = rtt_ms
+
+    # -- playing -----------------------------------------------------------------
+
+    def start(self, user_id: str, now_ms: int) -> int:
+        """Start the piece; return ``start_at`` (epoch ms of beat 1, after the count-in).
+
+        Raises ``RoomError`` with code ``not_host``, ``already_started``,
+        ``room_finished`` or ``no_players``.
+        """
+        if self.finished is not None:
+            raise RoomError("room_finished", "this room has finished")
+        if user_id != self.host:
+            raise RoomError("not_host", "only the host can start the room")
+        if self.start_at_ms is not None:
+            raise RoomError("already_started", "the room has already started")
+        if not self.players_present():
+            raise RoomError("no_players", "at least one player must join before the start")
+        beat_ms = 60000.0 / self.tempo_bpm
+        self.start_at_ms = int(
+            now_ms + self.settings.start_delay_ms + self.count_in_beats * beat_ms
+        )
+        for player in self._players.values():
+            if self.piece is not None and player.part is not None:
+                player.scorer = Scorer(
+                    self.piece.part(player.part).notes,
+                    time_scale=self.time_scale,
+                    tempo_bpm=self.tempo_bpm,
+                    settings=self.settings.scoring,
+                )
+        return self.start_at_ms
+
+    def accept(
+        self, user_id: str, events: Sequence[NoteEvent], now_ms: float
+    ) -> list[RecordedEvent]:
+        """Take a player's note events: score, record, and return them for relay.
+
+        All events are checked before any is applied, so a refused batch
+        changes nothing. Raises ``RoomError`` with code ``not_in_room``,
+        ``spectator_cannot_play``, ``not_started``, ``room_finished`` or
+        ``note_time_out_of_range`` (a timestamp more than ``max_note_skew_ms``
+        from ``now_ms``).
+        """
+        member = self.members.get(user_id)
+        if member is None:
+            raise RoomError("not_in_room", "join the room before sending notes")
+        if member.role != "player":
+            raise RoomError("spectator_cannot_play", "spectators cannot send notes")
+        if self.finished is not None:
+            raise RoomError("room_finished", "this room has finished")
+        if self.start_at_ms is None:
+            raise RoomError("not_started", "the room has not started yet")
+        skew = self.settings.max_note_skew_ms
+        for event in events:
+            if abs(event.t_ms - now_ms) > skew:
+                raise RoomError(
+                    "note_time_out_of_range",
+                    f"note stamped {event.t_ms - now_ms:+.0f} ms from the server clock's now; "
+                    f"at most ±{skew:.0f} ms is accepted (is the clock synchronised?)",
+                )
+        player = self._players[user_id]
+        scorer = player.scorer
+        start = self.start_at_ms
+        out = []
+        for event in events:
+            if scorer is not None:
+                if event.type == "on":
+                    scorer.note_on(event.pitch, event.t_ms - start)
+                else:
+                    scorer.note_off(event.pitch, event.t_ms - start)
+            elif event.type == "on":
+                player.notes_played += 1
+            self.seq += 1
+            recorded = RecordedEvent(
+                self.seq, user_id, player.part, event.type, event.pitch, event.velocity, event.t_ms
+            )
+            self.recording.add(recorded)
+            out.append(recorded)
+        return out
+
+    def finish_due_ms(self) -> float | None:
+        """When the piece is over (epoch ms), or ``None`` (not started, or free mode).
+
+        The later of the grid's end and each present player's predicted end
+        (by their tracked tempo, at most ``max_drift_ratio`` × the grid's end),
+        plus ``grace_ms``.
+        """
+        if self.start_at_ms is None or self.piece is None:
+            return None
+        return self.start_at_ms + self._end_ms() + self.settings.grace_ms
+
+    def _end_ms(self) -> float:
+        grid_end = self.grid_end_ms()
+        end = grid_end
+        for player in self._players.values():
+            if player.scorer is not None and player.left_at_ms is None:
+                end = max(
+                    end,
+                    min(player.scorer.predicted_end_ms(), grid_end * self.settings.max_drift_ratio),
+                )
+        return end
+
+    def finish(self, reason: str, now_ms: int, session_id: str) -> FinishedRoom:
+        """Close the room and return what is to be saved. Idempotent.
+
+        ``reason``: ``"piece_ended"``, ``"host_ended"`` or ``"all_left"``.
+        A player's result is ``complete`` when the player was still present
+        and the piece had reached its end (``now_ms`` ≥ ``start_at`` + end).
+        Raises ``RoomError("not_started")`` before the start.
+        """
+        if self.finished is not None:
+            return self.finished
+        if self.start_at_ms is None:
+            raise RoomError("not_started", "the room has not started yet")
+        reached_end = self.piece is None or now_ms >= self.start_at_ms + self._end_ms()
+        results: dict[str, dict[str, Any]] = {}
+        outcomes = []
+        for player in self._players.values():
+            complete = player.left_at_ms is None and reached_end
+            results[player.user_id] = self._result(player, final=True, complete=complete)
+        sync = asynchrony(
+            {
+                p.user_id: p.scorer.matched_onsets_by_tick()
+                for p in self._players.values()
+                if p.scorer is not None
+            }
+        )
+        room_async = sync["asynchrony_ms"] if len(self._players) >= 2 else None
+        for player in self._players.values():
+            result = results[player.user_id]
+            result["asynchrony_ms"] = (
+                sync["by_player"].get(player.user_id) if room_async is not None else None
+            )
+            outcomes.append(
+                PlayerOutcome(
+                    user_id=player.user_id,
+                    part=player.part,
+                    instrument=player.instrument,
+                    joined_at_ms=player.joined_at_ms,
+                    left_at_ms=player.left_at_ms if player.left_at_ms is not None else now_ms,
+                    complete=result["complete"],
+                    result=result,
+                )
+            )
+        names = {
+            p.user_id: p.display_name + (f" ({p.part})" if p.part else "")
+            for p in self._players.values()
+        }
+        self.finished = FinishedRoom(
+            session_id=session_id,
+            room_id=self.room_id,
+            name=self.name,
+            mode=self.mode,
+            piece_id=self.piece_id,
+            piece_title=self.piece.title if self.piece is not None else None,
+            tempo_bpm=self.tempo_bpm,
+            piece_bpm=self.piece_bpm,
+            host_user_id=self.host,
+            start_at_ms=self.start_at_ms,
+            ended_at_ms=now_ms,
+            reason=reason,
+            players=tuple(outcomes),
+            spectators=tuple(u for u, m in self.members.items() if m.role == "spectator"),
+            asynchrony_ms=room_async,
+            recording_midi=self.recording.to_midi(
+                start_at_ms=self.start_at_ms, tempo_bpm=self.tempo_bpm, track_names=names
+            ),
+        )
+        return self.finished
+
+    def _result(self, player: _Player, *, final: bool, complete: bool) -> dict[str, Any]:
+        if player.scorer is not None:
+            result = player.scorer.result(final=final, complete=complete)
+        else:  # free mode: nothing to score against
+            result = {"notes_played": player.notes_played, "complete": complete}
+        result["part"] = player.part
+        return result

@@ -1,0 +1,442 @@
+"""Online scoring of one player's notes against the player's reference part.
+
+A :class:`Scorer` is fed note-on/off events while the piece is played and can
+report a live result at any time. Times given to it are milliseconds relative
+to the room's ``start_at`` (beat 1 of the piece) on the server clock.
+
+Matching (ours, see ``docs`` in the README): every played note-on is compared
+with the expected notes near the time a causal tempo tracker predicts for
+them. The tracker fits ``played = a + b * expected`` by least squares over the
+last ``tempo_window`` matched notes (a local linear time warp), so a player
+who drifts or slows down for a passage keeps being matched; before the first
+match it predicts the room's grid. Each played note-on ends as exactly one of
+
+* ``matched``: an unmatched expected note of the same pitch within
+  ``match_window_ms`` of its predicted time (the nearest one; every chord note
+  is matched on its own);
+* ``wrong_pitch``: no such note, but an unmatched expected note of another
+  pitch within ``wrong_pitch_window_ms`` of its predicted time (a later
+  correct note for that expected note takes the slot back and the wrong one
+  becomes extra);
+* ``extra``: neither.
+
+Each expected note ends ``matched`` at most once, or ``missed``. So
+``notes_expected = notes_matched + missed`` and
+``notes_played = notes_matched + wrong_pitch + extra``.
+
+Timing: the signed onset deviation is measured from the room's grid
+(``played - expected``, ms, negative = early) and judged against the
+judgement windows. ``precision``/``recall``/``f1`` are independent of the
+matching above: they are mir_eval's onset-only note metrics on the grid (see
+:mod:`rooms.transcription`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import statistics
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rooms.notes import Note
+from rooms.transcription import OnlineNoteMatcher
+
+JUDGEMENTS = ("perfect", "great", "good", "poor", "miss")
+
+_PENDING, _MATCHED = 0, 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringSettings:
+    """Judgement windows and matching parameters; every number in ms unless named.
+
+    ``perfect_ms``/``great_ms``/``good_ms``: largest absolute onset deviation
+    (ms) for each judgement; beyond ``good_ms`` a matched note is ``poor``.
+    ``match_window_ms``: how far from its predicted time a note of the right
+    pitch is still matched. ``wrong_pitch_window_ms``: how far a note of
+    another pitch counts as a wrong pitch for an expected note rather than an
+    extra. ``onset_tolerance_ms``: mir_eval's onset tolerance for
+    precision/recall/F1. ``tempo_window``: matched notes in the local tempo
+    fit. ``min_tempo_ratio``/``max_tempo_ratio``: bounds of the fitted
+    played/expected time ratio (2.0 = half the room tempo).
+    """
+
+    perfect_ms: float = 25.0
+    great_ms: float = 50.0
+    good_ms: float = 100.0
+    match_window_ms: float = 350.0
+    wrong_pitch_window_ms: float = 150.0
+    onset_tolerance_ms: float = 50.0
+    tempo_window: int = 8
+    min_tempo_ratio: float = 0.5
+    max_tempo_ratio: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.perfect_ms <= self.great_ms <= self.good_ms:
+            raise ValueError(
+                "judgement windows must satisfy 0 < perfect_ms <= great_ms <= good_ms, got "
+                f"{self.perfect_ms}, {self.great_ms}, {self.good_ms}"
+            )
+        if self.match_window_ms <= 0 or self.wrong_pitch_window_ms < 0:
+            raise ValueError("match_window_ms must be > 0 and wrong_pitch_window_ms >= 0")
+        if self.tempo_window < 2:
+            raise ValueError(f"tempo_window must be at least 2 notes, got {self.tempo_window}")
+
+    def judge(self, deviation_ms: float) -> str:
+        """Judgement of a matched note from its signed onset deviation (ms)."""
+        d = abs(deviation_ms)
+        if d <= self.perfect_ms:
+            return "perfect"
+        if d <= self.great_ms:
+            return "great"
+        if d <= self.good_ms:
+            return "good"
+        return "poor"
+
+
+class TempoTracker:
+    """Causal local linear fit ``played_ms = a + b * expected_ms`` over recent matches.
+
+    ``b`` is the played/expected time ratio (1.1 = 10% slower than the room
+    tempo), clamped to ``[min_ratio, max_ratio]``. With fewer than two distinct
+    expected times the ratio keeps its previous value (1.0 at first) and only
+    the intercept follows the player.
+    """
+
+    __slots__ = ("_pairs", "a", "b", "_min", "_max")
+
+    def __init__(self, window: int = 8, min_ratio: float = 0.5, max_ratio: float = 2.0) -> None:
+        self._pairs: deque[tuple[float, float]] = deque(maxlen=window)
+        self.a = 0.0
+        self.b = 1.0
+        self._min, self._max = min_ratio, max_ratio
+
+    def predict(self, expected_ms: float) -> float:
+        """Predicted played time (ms from start_at) of a note expected at ``expected_ms``."""
+        return self.a + self.b * expected_ms
+
+    def to_expected(self, played_ms: float) -> float:
+        """Inverse of :meth:`predict`."""
+        return (played_ms - self.a) / self.b
+
+    def update(self, expected_ms: float, played_ms: float) -> None:
+        """Add one matched (expected, played) pair, ms, and refit."""
+        pairs = self._pairs
+        pairs.append((expected_ms, played_ms))
+        n = len(pairs)
+        mean_x = sum(x for x, _ in pairs) / n
+        mean_y = sum(y for _, y in pairs) / n
+        sxx = sxy = 0.0
+        for x, y in pairs:
+            dx = x - mean_x
+            sxx += dx * dx
+            sxy += dx * (y - mean_y)
+        if sxx > 1.0:  # at least two distinct expected times (ms²)
+            self.b = min(self._max, max(self._min, sxy / sxx))
+        self.a = mean_y - self.b * mean_x
+
+
+class Scorer:
+    """Live scoring of one player against one part at the room tempo.
+
+    ``notes``: the part's reference notes (:class:`rooms.notes.Note`, at the
+    file's tempo). ``time_scale``: room seconds per file second, i.e.
+    ``piece_bpm / room_bpm`` (the room tempo replaces the file tempo and
+    scales its tempo map proportionally). ``tempo_bpm``: the room tempo,
+    quarter notes per minute, used for ``tempo_bpm_played``.
+
+    Feed :meth:`note_on` / :meth:`note_off` with times in ms relative to the
+    room's ``start_at``, in arrival order; read :meth:`result`.
+    """
+
+    def __init__(
+        self,
+        notes: Sequence[Note],
+        *,
+        time_scale: float = 1.0,
+        tempo_bpm: float = 120.0,
+        settings: ScoringSettings | None = None,
+    ) -> None:
+        if time_scale <= 0 or not math.isfinite(time_scale):
+            raise ValueError(f"time_scale must be a positive number, got {time_scale!r}")
+        if tempo_bpm <= 0:
+            raise ValueError(f"tempo_bpm must be positive, got {tempo_bpm!r}")
+        self.settings = settings or ScoringSettings()
+        self.tempo_bpm = tempo_bpm
+        ordered = sorted(notes, key=lambda n: (n.onset_tick, n.pitch))
+        self.notes: tuple[Note, ...] = tuple(ordered)
+        scale_ms = time_scale * 1000.0
+        self.expected_ms: list[float] = [n.onset_s * scale_ms for n in ordered]
+        self.expected_offset_ms: list[float] = [n.offset_s * scale_ms for n in ordered]
+        self.pitches: list[int] = [n.pitch for n in ordered]
+        n = len(ordered)
+        # Per pitch: expected indices in time order, and their times for bisect.
+        self._pitch_index: dict[int, list[int]] = {}
+        for i, p in enumerate(self.pitches):
+            self._pitch_index.setdefault(p, []).append(i)
+        self._pitch_times = {
+            p: [self.expected_ms[i] for i in idx] for p, idx in self._pitch_index.items()
+        }
+        self._status = [_PENDING] * n
+        self.played_ms: list[float | None] = [None] * n  # matched note-on time per expected note
+        # expected index -> (pitch, t) of a wrong note played in its place
+        self._wrong: dict[int, tuple[int, float]] = {}
+        self._tracker = TempoTracker(
+            self.settings.tempo_window, self.settings.min_tempo_ratio, self.settings.max_tempo_ratio
+        )
+        self._transcription = OnlineNoteMatcher(
+            [(t / 1000.0, p) for t, p in zip(self.expected_ms, self.pitches, strict=True)],
+            self.settings.onset_tolerance_ms / 1000.0,
+        )
+        self._miss_cursor = 0  # expected notes before this index are past their window
+        self._missed_live = 0
+        self.notes_played = 0
+        self.notes_matched = 0
+        self.wrong_pitch = 0
+        self.extra = 0
+        self.note_offs = 0
+        self._deviations: list[float] = []
+        self._judgements = dict.fromkeys(JUDGEMENTS, 0)
+        # Welford accumulators: deviation mean/variance and the global tempo fit.
+        self._dev_mean = self._dev_m2 = 0.0
+        self._fit_n = 0
+        self._fit_mx = self._fit_my = self._fit_sxx = self._fit_sxy = 0.0
+        self.last_event_ms: float | None = None
+
+    # -- feeding -----------------------------------------------------------------
+
+    def note_on(self, pitch: int, t_ms: float) -> str:
+        """Score one note-on (MIDI pitch, ms from start_at).
+
+        Returns what it became: ``"matched"``, ``"wrong_pitch"`` or ``"extra"``.
+        """
+        self.notes_played += 1
+        self.last_event_ms = t_ms
+        self._transcription.add(t_ms / 1000.0, pitch)
+        self._expire(t_ms)
+        i = self._nearest_same_pitch(pitch, t_ms)
+        if i is not None:
+            self._match(i, t_ms)
+            return "matched"
+        i = self._nearest_any_pitch(t_ms)
+        if i is not None:
+            self._wrong[i] = (pitch, t_ms)
+            self.wrong_pitch += 1
+            return "wrong_pitch"
+        self.extra += 1
+        return "extra"
+
+    def note_off(self, pitch: int, t_ms: float) -> None:
+        """Record a note-off (onsets only are scored; kept for completeness)."""
+        self.note_offs += 1
+        self.last_event_ms = t_ms if self.last_event_ms is None else max(self.last_event_ms, t_ms)
+
+    def _nearest_same_pitch(self, pitch: int, t_ms: float) -> int | None:
+        times = self._pitch_times.get(pitch)
+        if times is None:
+            return None
+        tracker = self._tracker
+        window = self.settings.match_window_ms
+        reach = window / tracker.b
+        centre = tracker.to_expected(t_ms)
+        lo = bisect.bisect_left(times, centre - reach)
+        hi = bisect.bisect_right(times, centre + reach, lo)
+        best, best_d = None, window
+        indices = self._pitch_index[pitch]
+        status = self._status
+        for k in range(lo, hi):
+            i = indices[k]
+            if status[i] == _PENDING:
+                d = abs(t_ms - tracker.predict(times[k]))
+                if d <= best_d:
+                    best, best_d = i, d
+        return best
+
+    def _nearest_any_pitch(self, t_ms: float) -> int | None:
+        window = self.settings.wrong_pitch_window_ms
+        if window <= 0:
+            return None
+        tracker = self._tracker
+        times = self.expected_ms
+        centre = tracker.to_expected(t_ms)
+        reach = window / tracker.b
+        lo = bisect.bisect_left(times, centre - reach)
+        hi = bisect.bisect_right(times, centre + reach, lo)
+        best, best_d = None, window
+        for i in range(lo, hi):
+            if self._status[i] == _PENDING and i not in self._wrong:
+                d = abs(t_ms - tracker.predict(times[i]))
+                if d <= best_d:
+                    best, best_d = i, d
+        return best
+
+    def _match(self, i: int, t_ms: float) -> None:
+        if i in self._wrong:  # the right pitch arrived after a wrong one: the wrong one is extra
+            del self._wrong[i]
+            self.wrong_pitch -= 1
+            self.extra += 1
+        self._status[i] = _MATCHED
+        self.played_ms[i] = t_ms
+        self.notes_matched += 1
+        expected = self.expected_ms[i]
+        deviation = t_ms - expected
+        self._deviations.append(deviation)
+        self._judgements[self.settings.judge(deviation)] += 1
+        delta = deviation - self._dev_mean
+        self._dev_mean += delta / self.notes_matched
+        self._dev_m2 += delta * (deviation - self._dev_mean)
+        self._fit_n += 1
+        dx = expected - self._fit_mx
+        self._fit_mx += dx / self._fit_n
+        self._fit_my += (t_ms - self._fit_my) / self._fit_n
+        self._fit_sxx += dx * (expected - self._fit_mx)
+        self._fit_sxy += dx * (t_ms - self._fit_my)
+        self._tracker.update(expected, t_ms)
+
+    def _expire(self, now_ms: float) -> None:
+        """Count expected notes whose match window has passed unmatched as missed (live)."""
+        window = self.settings.match_window_ms
+        times = self.expected_ms
+        status = self._status
+        tracker = self._tracker
+        k = self._miss_cursor
+        n = len(times)
+        while k < n and tracker.predict(times[k]) + window < now_ms:
+            if status[k] == _PENDING:
+                self._missed_live += 1
+            k += 1
+        self._miss_cursor = k
+
+    def advance(self, now_ms: float) -> None:
+        """Let time pass without a note (ms from start_at): updates the live ``missed``."""
+        self._expire(now_ms)
+
+    # -- reading -----------------------------------------------------------------
+
+    @property
+    def missed(self) -> int:
+        """Expected notes not matched and already past their window (live)."""
+        # A note counted live as missed can still not be matched later: its window is closed.
+        return self._missed_live
+
+    def predicted_end_ms(self) -> float:
+        """Predicted time (ms from start_at) of the end of the part's last note."""
+        if not self.expected_offset_ms:
+            return 0.0
+        return self._tracker.predict(max(self.expected_offset_ms))
+
+    def matched_onsets_by_tick(self) -> dict[int, list[float]]:
+        """Played onset times (ms from start_at) of matched notes, by the score tick."""
+        out: dict[int, list[float]] = {}
+        for note, t in zip(self.notes, self.played_ms, strict=True):
+            if t is not None:
+                out.setdefault(note.onset_tick, []).append(t)
+        return out
+
+    def tempo_bpm_played(self) -> float | None:
+        """Overall played tempo (BPM) from a least-squares fit over all matches, or ``None``."""
+        if self._fit_n < 2 or self._fit_sxx <= 1.0:
+            return None
+        ratio = self._fit_sxy / self._fit_sxx
+        if ratio <= 0:
+            return None
+        return self.tempo_bpm / ratio
+
+    def result(self, *, final: bool = False, complete: bool = True) -> dict[str, Any]:
+        """The player's result as a JSON-ready dict.
+
+        Live (``final=False``): ``missed`` counts expected notes whose window
+        has passed. Final: every unmatched expected note is missed and a
+        per-note list ``notes`` is added (one entry per expected note:
+        ``onset_beat``, ``pitch``, ``expected_ms``, ``played_ms``,
+        ``deviation_ms``, ``judgement`` and, for a wrong pitch, ``played_pitch``).
+        Times in ms from ``start_at``; ``accuracy``, ``precision``, ``recall``,
+        ``f1`` are 0–1; ``tempo_bpm_played`` is BPM or ``None``.
+        """
+        expected = len(self.notes)
+        missed = expected - self.notes_matched if final else self._missed_live
+        precision, recall, f1 = self._transcription.scores()
+        devs = self._deviations
+        judgements = dict(self._judgements)
+        judgements["miss"] = missed
+        tempo_played = self.tempo_bpm_played()
+        out: dict[str, Any] = {
+            "notes_expected": expected,
+            "notes_played": self.notes_played,
+            "notes_matched": self.notes_matched,
+            "wrong_pitch": self.wrong_pitch,
+            "extra": self.extra,
+            "missed": missed,
+            "accuracy": _round(self.notes_matched / expected if expected else 0.0, 6),
+            "precision": _round(precision, 6),
+            "recall": _round(recall, 6),
+            "f1": _round(f1, 6),
+            "onset_mean_ms": _round(self._dev_mean, 3) if devs else None,
+            "onset_median_ms": _round(statistics.median(devs), 3) if devs else None,
+            "onset_std_ms": _round(math.sqrt(self._dev_m2 / len(devs)), 3) if devs else None,
+            "judgements": judgements,
+            "tempo_bpm": self.tempo_bpm,
+            "tempo_bpm_played": _round(tempo_played, 3) if tempo_played is not None else None,
+            "complete": complete,
+        }
+        if final:
+            out["notes"] = self._note_details()
+        return out
+
+    def _note_details(self) -> list[dict[str, Any]]:
+        details = []
+        for i, note in enumerate(self.notes):
+            played = self.played_ms[i]
+            entry: dict[str, Any] = {
+                "onset_beat": _round(note.onset_beat, 6),
+                "pitch": note.pitch,
+                "expected_ms": _round(self.expected_ms[i], 3),
+                "played_ms": _round(played, 3) if played is not None else None,
+                "deviation_ms": None,
+                "judgement": "miss",
+            }
+            if played is not None:
+                deviation = played - self.expected_ms[i]
+                entry["deviation_ms"] = _round(deviation, 3)
+                entry["judgement"] = self.settings.judge(deviation)
+            elif i in self._wrong:
+                entry["played_pitch"] = self._wrong[i][0]
+            details.append(entry)
+        return details
+
+
+def _round(x: float, digits: int) -> float:
+    return round(float(x), digits)
+
+
+def asynchrony(onsets: Mapping[str, Mapping[int, Sequence[float]]]) -> dict[str, Any]:
+    """Ensemble synchrony: mean absolute onset difference between partners, ms.
+
+    ``onsets`` maps each player to ``{score_tick: [played onset ms, ...]}``
+    (see :meth:`Scorer.matched_onsets_by_tick`). For every pair of players and
+    every tick both played, the players' mean onsets at that tick are compared.
+    Returns ``{"asynchrony_ms": float | None, "pairs": int, "by_player":
+    {player: float | None}}``; ``None`` where no tick was shared.
+    """
+    players = list(onsets)
+    means = {p: {tick: sum(ts) / len(ts) for tick, ts in onsets[p].items()} for p in players}
+    total, count = 0.0, 0
+    per_player = {p: [0.0, 0] for p in players}
+    for i, a in enumerate(players):
+        for b in players[i + 1 :]:
+            shared = means[a].keys() & means[b].keys()
+            for tick in shared:
+                d = abs(means[a][tick] - means[b][tick])
+                total += d
+                count += 1
+                for p in (a, b):
+                    per_player[p][0] += d
+                    per_player[p][1] += 1
+    return {
+        "asynchrony_ms": _round(total / count, 3) if count else None,
+        "pairs": count,
+        "by_player": {p: (_round(s / c, 3) if c else None) for p, (s, c) in per_player.items()},
+    }

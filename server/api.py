@@ -1,0 +1,194 @@
+"""The REST API: guest login, the piece library, saved sessions, health.
+
+Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from rooms.piece import PieceError
+from sqlalchemy import text
+
+from rooms.errors import RoomError
+from server.auth import TokenError, issue_token, verify_token
+from server.db import repository
+from server.pieces import piece_from_midi
+from server.schemas import GuestIn, parse
+
+routes = web.RouteTableDef()
+
+SETTINGS = web.AppKey("settings", object)
+SESSIONMAKER = web.AppKey("sessionmaker", object)
+MANAGER = web.AppKey("manager", object)
+SECRET = web.AppKey("secret", str)
+
+
+_HTTP_ERRORS = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound}
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def error(status: int, code: str, message: str) -> web.HTTPException:
+    """An HTTP error with Tutti's JSON error body."""
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    if status == 413:
+        return web.HTTPRequestEntityTooLarge(
+            max_size=0, actual_size=0, body=body, content_type="application/json"
+        )
+    return _HTTP_ERRORS[status](body=body, content_type="application/json")
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise error(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _caller(request: web.Request) -> dict:
+    header = request.headers.get("Authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else None
+    try:
+        return verify_token(request.app[SECRET], token)
+    except TokenError as exc:
+        raise error(401, exc.code, exc.message) from None
+
+
+@routes.post("/api/auth/guest")
+async def guest_login(request: web.Request) -> web.Response:
+    """``{"display_name"}`` → ``{"access_token", "user": {"id", "display_name"}}``."""
+    try:
+        body = parse(GuestIn, await _json_body(request))
+    except RoomError as exc:
+        raise error(400, exc.code, exc.message) from None
+    settings = request.app[SETTINGS]
+    async with request.app[SESSIONMAKER].begin() as db:
+        user = await repository.create_guest(db, body.display_name)
+        user_id, name = user.id, user.display_name
+    token = issue_token(
+        request.app[SECRET],
+        user_id=user_id,
+        display_name=name,
+        guest=True,
+        ttl_s=settings.token_ttl_s,
+    )
+    return json_response(
+        {"access_token": token, "user": {"id": user_id, "display_name": name}}, status=201
+    )
+
+
+@routes.get("/api/health")
+async def health(request: web.Request) -> web.Response:
+    async with request.app[SESSIONMAKER]() as db:
+        await db.execute(text("SELECT 1"))
+    manager = request.app[MANAGER]
+    return json_response(
+        {
+            "status": "ok",
+            "database": "ok",
+            "rooms": len(manager.rooms),
+            "connections": len(manager.connections),
+        }
+    )
+
+
+@routes.get("/api/pieces")
+async def list_pieces(request: web.Request) -> web.Response:
+    async with request.app[SESSIONMAKER]() as db:
+        rows = await repository.list_pieces(db)
+        return json_response({"pieces": [repository.piece_to_dict(r) for r in rows]})
+
+
+@routes.post("/api/pieces")
+async def add_piece(request: web.Request) -> web.Response:
+    """Body: a Standard MIDI File (at most ``max_upload_bytes``).
+
+    Query: ``title``, ``composer``, ``split_hands`` (true: split the one part
+    into ``right``/``left`` at ``split_pitch``, default 60 = middle C).
+    """
+    caller = _caller(request)
+    settings = request.app[SETTINGS]
+    data = await request.content.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise error(
+            413, "too_large", f"a MIDI upload may be at most {settings.max_upload_bytes} bytes"
+        )
+    query = request.rel_url.query
+    split = query.get("split_hands", "false").lower()
+    if split not in ("true", "false", "1", "0"):
+        raise error(400, "invalid_value", "split_hands must be true or false")
+    split_pitch = None
+    if split in ("true", "1"):
+        try:
+            split_pitch = int(query.get("split_pitch", "60"))
+        except ValueError:
+            raise error(400, "invalid_value", "split_pitch must be a MIDI note number") from None
+        if not 0 <= split_pitch <= 127:
+            raise error(400, "out_of_range", "split_pitch must be 0-127")
+    title = query.get("title") or None
+    if title is not None and len(title) > 200:
+        raise error(400, "invalid_value", "title must be at most 200 characters")
+    try:
+        piece = piece_from_midi(data, title=title, split_pitch=split_pitch)
+    except PieceError as exc:
+        raise error(400, exc.code, str(exc)) from None
+    async with request.app[SESSIONMAKER].begin() as db:
+        row = await repository.add_piece(
+            db,
+            piece=piece,
+            midi_data=data,
+            title=title,
+            composer=query.get("composer") or None,
+            source_type="midi_upload",
+            split_pitch=split_pitch,
+            uploaded_by=caller["sub"],
+        )
+        body = repository.piece_to_dict(row)
+    return json_response(body, status=201)
+
+
+async def _piece_row(request: web.Request, db):
+    row = await repository.get_piece(db, request.match_info["piece_id"])
+    if row is None:
+        raise error(404, "unknown_piece", f"no piece with id {request.match_info['piece_id']!r}")
+    return row
+
+
+@routes.get("/api/pieces/{piece_id}")
+async def get_piece(request: web.Request) -> web.Response:
+    async with request.app[SESSIONMAKER]() as db:
+        return json_response(repository.piece_to_dict(await _piece_row(request, db)))
+
+
+@routes.get("/api/pieces/{piece_id}/midi")
+async def get_piece_midi(request: web.Request) -> web.Response:
+    async with request.app[SESSIONMAKER]() as db:
+        row = await _piece_row(request, db)
+        return web.Response(body=row.midi_data, content_type="audio/midi")
+
+
+@routes.get("/api/sessions/{session_id}")
+async def get_session(request: web.Request) -> web.Response:
+    async with request.app[SESSIONMAKER]() as db:
+        session = await repository.get_session(db, request.match_info["session_id"])
+    if session is None:
+        raise error(404, "unknown_session", "no session with that id")
+    return json_response(session)
+
+
+@routes.get("/api/sessions/{session_id}/recording.mid")
+async def get_recording(request: web.Request) -> web.Response:
+    async with request.app[SESSIONMAKER]() as db:
+        data = await repository.get_recording(db, request.match_info["session_id"])
+    if data is None:
+        raise error(404, "unknown_session", "no recording for that session id")
+    return web.Response(
+        body=data,
+        content_type="audio/midi",
+        headers={"Content-Disposition": 'attachment; filename="recording.mid"'},
+    )

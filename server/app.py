@@ -1,0 +1,93 @@
+"""The application factory: aiohttp + python-socketio + the database, no globals."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import socketio
+from aiohttp import web
+
+from rooms.room import RoomSettings
+from server import codec, events
+from server.api import MANAGER, SECRET, SESSIONMAKER, SETTINGS, routes
+from server.config import Settings
+from server.db.engine import make_engine, make_sessionmaker, upgrade_database
+from server.pieces import PieceLibrary
+from server.room_manager import RoomManager
+
+log = logging.getLogger("tutti")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SIO = web.AppKey("sio", socketio.AsyncServer)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the Tutti application for ``settings``.
+
+    The database is migrated to the latest schema on startup; started rooms
+    are saved as they stand on shutdown.
+    """
+    app = web.Application(client_max_size=settings.max_upload_bytes + 1024)
+    engine = make_engine(settings.resolved_database_url())
+    sessionmaker = make_sessionmaker(engine)
+    secret = settings.resolved_secret_key()
+    client_manager = None
+    if settings.redis_url:
+        client_manager = socketio.AsyncRedisManager(settings.redis_url)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins="*",
+        json=codec,
+        client_manager=client_manager,
+        max_http_buffer_size=1_000_000,
+    )
+    sio.attach(app, socketio_path="socket.io")
+    manager = RoomManager(
+        sio,
+        sessionmaker,
+        PieceLibrary(sessionmaker),
+        room_settings=RoomSettings(
+            start_delay_ms=settings.start_delay_ms,
+            grace_ms=settings.grace_ms,
+            max_note_skew_ms=settings.max_note_skew_ms,
+        ),
+        score_interval_ms=settings.score_interval_ms,
+    )
+    events.register(sio, manager, secret)
+    app[SETTINGS] = settings
+    app[SESSIONMAKER] = sessionmaker
+    app[MANAGER] = manager
+    app[SECRET] = secret
+    app[SIO] = sio
+    app.add_routes(routes)
+    if STATIC_DIR.is_dir():
+        app.router.add_get("/", _index)
+        app.router.add_static("/static/", STATIC_DIR)
+
+    async def on_startup(app: web.Application) -> None:
+        await upgrade_database(engine)
+        log.info("database ready at %s", _redact(settings.resolved_database_url()))
+
+    async def on_shutdown(app: web.Application) -> None:
+        await manager.finish_all()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await engine.dispose()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+async def _index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+def _redact(url: str) -> str:
+    # Keep passwords out of the log.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,159 @@
+"""The ``tutti`` command line: serve, pieces import, bot, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from server.config import Settings, add_arguments, settings_from
+
+SERVER_SETTINGS = None  # all of them
+DB_SETTINGS = ["data_dir", "database_url", "log_level"]
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # uvloop does not exist on Windows
+        pass
+    print(f"Tutti listening on http://{settings.host}:{settings.port}", flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def cmd_pieces_import(settings: Settings, args: argparse.Namespace) -> int:
+    from server.pieces_import import import_files
+
+    if args.title and len(args.files) > 1:
+        print("--title applies to one file; give one file or leave --title out", file=sys.stderr)
+        return 2
+    split_pitch = args.split_pitch if args.split_hands else None
+    return asyncio.run(
+        import_files(
+            settings,
+            [Path(f) for f in args.files],
+            title=args.title,
+            composer=args.composer,
+            split_pitch=split_pitch,
+        )
+    )
+
+
+def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
+    from server.bot import Style, run_bot
+    from server.client import TuttiError
+    from server.demo import results_table
+
+    style = Style(
+        jitter_ms=args.jitter_ms,
+        tempo_ratio=args.tempo_ratio,
+        dropped=args.drop,
+        wrong=args.wrong,
+        seed=args.seed,
+    )
+    print(
+        f"Joining room {args.room} as {args.name!r} to play {args.part or 'a free part'}; "
+        "waiting for the host to start...",
+        flush=True,
+    )
+    try:
+        finished = asyncio.run(run_bot(args.url, args.room, args.part, name=args.name, style=style))
+    except TuttiError as exc:
+        print(f"tutti bot: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"tutti bot: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    print(results_table(finished, {}))
+    print(f"Session {finished['session_id']}")
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from server.demo import main
+
+    return main(settings, args.url, args.tempo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tutti", description="Tutti: a real-time collaborative practice server for musicians."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server")
+    add_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    pieces = sub.add_parser("pieces", help="manage the piece library")
+    pieces_sub = pieces.add_subparsers(dest="pieces_command", required=True, metavar="ACTION")
+    imp = pieces_sub.add_parser("import", help="import MIDI files into the library")
+    imp.add_argument("files", nargs="+", metavar="FILE", help="Standard MIDI Files (.mid)")
+    imp.add_argument("--title", help="title (one file only; default: from the file)")
+    imp.add_argument("--composer", help="composer to record")
+    imp.add_argument(
+        "--split-hands",
+        action="store_true",
+        help="split a one-part piano piece into right and left hands",
+    )
+    imp.add_argument(
+        "--split-pitch",
+        type=int,
+        default=60,
+        help="lowest MIDI pitch of the right hand (default 60, middle C)",
+    )
+    add_arguments(imp, DB_SETTINGS)
+    imp.set_defaults(func=cmd_pieces_import)
+
+    bot = sub.add_parser("bot", help="join a room and play a part as a computer partner")
+    bot.add_argument("--url", default="http://127.0.0.1:8080", help="server URL")
+    bot.add_argument("--room", required=True, help="room id to join")
+    bot.add_argument("--part", default=None, help="part to play (default: the first free one)")
+    bot.add_argument("--name", default="Tutti bot", help="display name")
+    bot.add_argument("--jitter-ms", type=float, default=15.0, help="onset jitter, ± ms")
+    bot.add_argument(
+        "--tempo-ratio", type=float, default=1.0, help="played/room tempo (0.95 = 5%% slower)"
+    )
+    bot.add_argument("--drop", type=int, default=0, help="notes to leave out")
+    bot.add_argument("--wrong", type=int, default=0, help="notes to play at a wrong pitch")
+    bot.add_argument("--seed", type=int, default=0, help="random seed of the mistakes")
+    add_arguments(bot, ["log_level"])
+    bot.set_defaults(func=cmd_bot)
+
+    demo = sub.add_parser("demo", help="two bots play a Bach chorale as a duet")
+    demo.add_argument("--url", default=None, help="use a running server instead of starting one")
+    demo.add_argument("--tempo", type=float, default=None, help="room tempo, BPM")
+    add_arguments(demo, ["data_dir", "database_url", "log_level", "grace_ms"])
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"tutti: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level if args.command == "serve" else "WARNING")
+    return args.func(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

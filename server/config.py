@@ -1,0 +1,97 @@
+"""Settings: command-line flags and ``TUTTI_``-prefixed environment variables alike.
+
+Every setting has a flag (``--data-dir``) and an environment variable
+(``TUTTI_DATA_DIR``); a flag wins over the variable, the variable over the
+default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ENV_PREFIX = "TUTTI_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server settings. Times in ms unless named otherwise.
+
+    ``database_url`` defaults to a SQLite file ``tutti.db`` in ``data_dir``;
+    ``redis_url`` empty means in-process pub/sub (one process).
+    ``secret_key`` signs access tokens; when empty, a random key is created
+    once and kept in ``data_dir/secret.key`` so tokens survive restarts.
+    """
+
+    host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
+    port: int = field(default=8080, metadata={"help": "TCP port to listen on"})
+    data_dir: str = field(default="tutti-data", metadata={"help": "folder for the SQLite file"})
+    database_url: str = field(default="", metadata={"help": "SQLAlchemy async URL"})
+    redis_url: str = field(default="", metadata={"help": "redis://… to share rooms"})
+    secret_key: str = field(default="", metadata={"help": "key that signs access tokens"})
+    token_ttl_s: int = field(default=7 * 24 * 3600, metadata={"help": "guest token lifetime, s"})
+    start_delay_ms: float = field(default=1000.0, metadata={"help": "room:start to count-in, ms"})
+    grace_ms: float = field(default=3000.0, metadata={"help": "wait after the piece's end, ms"})
+    max_note_skew_ms: float = field(default=5000.0, metadata={"help": "note time vs now, ms"})
+    score_interval_ms: float = field(default=250.0, metadata={"help": "min gap of score:update"})
+    max_upload_bytes: int = field(default=5_000_000, metadata={"help": "largest MIDI upload"})
+    log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING, ERROR"})
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'tutti.db'}"
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = Path(self.data_dir) / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
+    """Add ``--flag`` options for the named settings (all when ``names`` is None)."""
+    for f in fields(Settings):
+        if names is not None and f.name not in names:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=type(f.default),
+            default=None,
+            help=f"{f.metadata.get('help', '')} (env {env}, default {f.default!r})",
+        )
+
+
+def settings_from(args: argparse.Namespace | None = None, **overrides) -> Settings:
+    """Build :class:`Settings` from defaults, then the environment, then flags, then overrides.
+
+    Raises ``ValueError`` naming the variable when an environment value has the wrong type.
+    """
+    values = {}
+    for f in fields(Settings):
+        env = ENV_PREFIX + f.name.upper()
+        if env in os.environ:
+            raw = os.environ[env]
+            try:
+                values[f.name] = type(f.default)(raw)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{env}={raw!r} is not a valid {type(f.default).__name__}"
+                ) from exc
+        flag_value = getattr(args, f.name, None) if args is not None else None
+        if flag_value is not None:
+            values[f.name] = flag_value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

@@ -1,0 +1,367 @@
+"""The room manager: connections, rooms, timers, fan-out and saving finished rooms.
+
+Data flows one way: a validated event comes in from :mod:`server.events`, the
+:class:`rooms.room.Room` decides, and the manager fans the outcome out over
+Socket.IO and saves finished rooms. Nothing in here scores or judges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from rooms.errors import RoomError
+from rooms.notes import NoteEvent
+from rooms.room import Room, RoomSettings
+from server.db import repository
+from server.pieces import PieceLibrary
+from server.schemas import RoomCreateIn, RoomJoinIn
+
+log = logging.getLogger("tutti.rooms")
+
+FINISHED_RETENTION_S = 60.0  # finished rooms answer "room_finished" this long, then vanish
+RTT_PUBLISH_MIN_S = 2.0  # at most one room:state per room this often for RTT changes alone
+SAVE_ATTEMPTS = 3
+
+
+def now_ms() -> float:
+    """The server clock: Unix epoch milliseconds."""
+    return time.time() * 1000.0
+
+
+@dataclass(slots=True)
+class Connection:
+    """One Socket.IO connection (one device of one user)."""
+
+    sid: str
+    user_id: str
+    display_name: str
+    device_id: str
+    device_name: str
+    rtt_ms: float | None = None
+    rooms: set[str] = field(default_factory=set)
+
+
+class RoomManager:
+    """Owns every room of this process and the connections in them."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        pieces: PieceLibrary,
+        *,
+        room_settings: RoomSettings,
+        score_interval_ms: float = 250.0,
+    ) -> None:
+        self.sio = sio
+        self.sessionmaker = sessionmaker
+        self.pieces = pieces
+        self.room_settings = room_settings
+        self.score_interval_s = score_interval_ms / 1000.0
+        self.connections: dict[str, Connection] = {}
+        self.rooms: dict[str, Room] = {}
+        self._room_sids: dict[str, dict[str, str]] = {}  # room -> user -> sid
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._score_last: dict[tuple[str, str], float] = {}
+        self._score_pending: set[tuple[str, str]] = set()
+        self._state_published: dict[str, float] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- connections ---------------------------------------------------------------
+
+    def connect(self, connection: Connection) -> None:
+        self.connections[connection.sid] = connection
+
+    async def disconnect(self, sid: str) -> None:
+        """A connection dropped: it leaves every room it was in."""
+        connection = self.connections.pop(sid, None)
+        if connection is None:
+            return
+        for room_id in list(connection.rooms):
+            await self._leave(connection, room_id)
+        # A room whose creator never joined it would otherwise linger forever.
+        for room_id, room in list(self.rooms.items()):
+            if room.host == connection.user_id and not room.members and room.start_at_ms is None:
+                self._drop_room(room_id)
+
+    def clock(self, sid: str, rtt_ms: float | None) -> None:
+        """Keep the round-trip time a client reports from its clock exchanges (ms)."""
+        connection = self._connection(sid)
+        if rtt_ms is None:
+            return
+        previous = connection.rtt_ms
+        connection.rtt_ms = rtt_ms
+        for room_id in connection.rooms:
+            room = self.rooms[room_id]
+            room.set_rtt(connection.user_id, rtt_ms)
+            changed = previous is None or abs(previous - rtt_ms) >= 5.0
+            recent = time.monotonic() - self._state_published.get(room_id, 0.0)
+            if changed and recent >= RTT_PUBLISH_MIN_S:
+                self._spawn(self._publish_state(room))
+
+    # -- room lifecycle --------------------------------------------------------------
+
+    async def create(self, sid: str, msg: RoomCreateIn) -> dict[str, Any]:
+        connection = self._connection(sid)
+        piece = None
+        if msg.piece_id is not None:
+            piece = await self.pieces.get(msg.piece_id)
+            if piece is None:
+                raise RoomError("unknown_piece", f"no piece with id {msg.piece_id!r}")
+        room_id = uuid.uuid4().hex[:12]
+        room = Room(
+            room_id,
+            name=msg.name or (piece.title if piece is not None else "Free jam"),
+            mode=msg.mode,
+            host_user_id=connection.user_id,
+            piece=piece,
+            piece_id=msg.piece_id,
+            tempo_bpm=msg.tempo_bpm,
+            count_in_beats=msg.count_in_beats,
+            settings=self.room_settings,
+            created_at_ms=int(now_ms()),
+        )
+        self.rooms[room_id] = room
+        self._room_sids[room_id] = {}
+        log.info("room %s created by %s (%s)", room_id, connection.user_id, msg.mode)
+        return {"room": room.state(now_ms())}
+
+    async def join(self, sid: str, msg: RoomJoinIn) -> dict[str, Any]:
+        connection = self._connection(sid)
+        room = self._room(msg.room_id)
+        if connection.user_id in self._room_sids[room.room_id]:
+            raise RoomError("already_joined", "you are already in this room (from another device?)")
+        member = room.join(
+            connection.user_id,
+            connection.display_name,
+            role=msg.role,
+            part=msg.part,
+            instrument=msg.instrument,
+            now_ms=int(now_ms()),
+        )
+        if connection.rtt_ms is not None:
+            member.rtt_ms = connection.rtt_ms
+        self._room_sids[room.room_id][connection.user_id] = sid
+        connection.rooms.add(room.room_id)
+        await self.sio.enter_room(sid, room.room_id)
+        await self._publish_state(room)
+        return {"room": room.state(now_ms())}
+
+    async def leave(self, sid: str, room_id: str) -> dict[str, Any]:
+        connection = self._connection(sid)
+        room = self._room(room_id)
+        if room_id not in connection.rooms:
+            raise RoomError("not_in_room", "you are not in this room")
+        await self._leave(connection, room_id)
+        return {"room_id": room_id, "left": True, "phase": room.phase(now_ms())}
+
+    async def _leave(self, connection: Connection, room_id: str) -> None:
+        room = self.rooms.get(room_id)
+        connection.rooms.discard(room_id)
+        if room is None:
+            return
+        self._room_sids[room_id].pop(connection.user_id, None)
+        await self.sio.leave_room(connection.sid, room_id)
+        if connection.user_id not in room.members:
+            return
+        all_left = room.leave(connection.user_id, int(now_ms()))
+        if all_left:
+            await self._finish(room, "all_left")
+        elif room.finished is None:
+            if not room.members and room.start_at_ms is None:
+                self._drop_room(room_id)
+            else:
+                await self._publish_state(room)
+
+    async def start(self, sid: str, room_id: str) -> dict[str, Any]:
+        connection = self._connection(sid)
+        room = self._room(room_id)
+        start_at = room.start(connection.user_id, int(now_ms()))
+        parts = {p: u for p, u in room.parts_taken().items() if u in room.members}
+        await self.sio.emit(
+            "room:started",
+            {"room_id": room_id, "start_at": start_at, "tempo_bpm": room.tempo_bpm, "parts": parts},
+            room=room_id,
+        )
+        await self._publish_state(room)
+        self._schedule_finish_check(room)
+        log.info("room %s starts at %d", room_id, start_at)
+        return {"room_id": room_id, "start_at": start_at}
+
+    async def end(self, sid: str, room_id: str) -> dict[str, Any]:
+        connection = self._connection(sid)
+        room = self._room(room_id)
+        if connection.user_id != room.host:
+            raise RoomError("not_host", "only the host can end the room")
+        if room.start_at_ms is None:
+            raise RoomError("not_started", "the room has not started; leave it instead")
+        session_id = await self._finish(room, "host_ended")
+        return {"room_id": room_id, "session_id": session_id}
+
+    # -- notes -------------------------------------------------------------------------
+
+    async def notes(self, sid: str, room_id: str, events: list[NoteEvent]) -> dict[str, Any]:
+        connection = self._connection(sid)
+        room = self._room(room_id)
+        if self._room_sids[room_id].get(connection.user_id) != sid:
+            raise RoomError(
+                "not_in_room", "join the room from this connection before sending notes"
+            )
+        recorded = room.accept(connection.user_id, events, now_ms())
+        part = recorded[0].part
+        relay = [
+            {"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": e.t_ms, "seq": e.seq}
+            for e in recorded
+        ]
+        if len(relay) == 1:
+            payload = {"room_id": room_id, "user_id": connection.user_id, "part": part, **relay[0]}
+            await self.sio.emit("note", payload, room=room_id, skip_sid=sid)
+        else:
+            payload = {
+                "room_id": room_id,
+                "user_id": connection.user_id,
+                "part": part,
+                "events": relay,
+            }
+            await self.sio.emit("notes", payload, room=room_id, skip_sid=sid)
+        self._schedule_score_update(room, connection.user_id)
+        return {"accepted": len(relay), "seq": recorded[-1].seq}
+
+    def _schedule_score_update(self, room: Room, user_id: str) -> None:
+        # At most one score:update per player per interval, and always one after the last note.
+        key = (room.room_id, user_id)
+        if key in self._score_pending:
+            return
+        self._score_pending.add(key)
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._score_last.get(key, 0.0) + self.score_interval_s - loop.time())
+        loop.call_later(delay, lambda: self._spawn(self._send_score_update(room, user_id)))
+
+    async def _send_score_update(self, room: Room, user_id: str) -> None:
+        key = (room.room_id, user_id)
+        self._score_pending.discard(key)
+        self._score_last[key] = asyncio.get_running_loop().time()
+        if room.finished is not None or room.room_id not in self.rooms:
+            return
+        result = room.live_result(user_id)
+        if result is not None:
+            payload = {"room_id": room.room_id, "user_id": user_id, **result}
+            await self.sio.emit("score:update", payload, room=room.room_id)
+
+    # -- finishing -------------------------------------------------------------------------
+
+    def _schedule_finish_check(self, room: Room) -> None:
+        due = room.finish_due_ms()
+        if due is None:
+            return
+        delay = max(0.0, (due - now_ms()) / 1000.0)
+        loop = asyncio.get_running_loop()
+        self._timers[room.room_id] = loop.call_later(
+            delay, lambda: self._spawn(self._finish_check(room))
+        )
+
+    async def _finish_check(self, room: Room) -> None:
+        if room.finished is not None:
+            return
+        due = room.finish_due_ms()
+        if due is not None and due - now_ms() > 5.0:  # a slow player pushed the end back
+            self._schedule_finish_check(room)
+            return
+        await self._finish(room, "piece_ended")
+
+    async def _finish(self, room: Room, reason: str) -> str:
+        """Close the room, save it once, tell everyone. Returns the session id."""
+        if room.finished is not None:
+            return room.finished.session_id
+        timer = self._timers.pop(room.room_id, None)
+        if timer is not None:
+            timer.cancel()
+        finished = room.finish(reason, int(now_ms()), uuid.uuid4().hex)
+        await self._save(finished)
+        results = {p.user_id: p.result for p in finished.players}
+        await self.sio.emit(
+            "room:finished",
+            {
+                "room_id": room.room_id,
+                "session_id": finished.session_id,
+                "reason": reason,
+                "asynchrony_ms": finished.asynchrony_ms,
+                "results": results,
+            },
+            room=room.room_id,
+        )
+        await self._publish_state(room)
+        log.info("room %s finished (%s), session %s", room.room_id, reason, finished.session_id)
+        for user_id, sid in list(self._room_sids[room.room_id].items()):
+            await self.sio.leave_room(sid, room.room_id)
+            connection = self.connections.get(sid)
+            if connection is not None:
+                connection.rooms.discard(room.room_id)
+            self._room_sids[room.room_id].pop(user_id, None)
+        asyncio.get_running_loop().call_later(
+            FINISHED_RETENTION_S, lambda: self._drop_room(room.room_id)
+        )
+        return finished.session_id
+
+    async def _save(self, finished) -> None:
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            try:
+                await repository.save_finished_room(self.sessionmaker, finished)
+                return
+            except Exception:  # the database may be briefly locked or away
+                log.exception("saving session %s failed (attempt %d)", finished.session_id, attempt)
+                if attempt == SAVE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.2 * attempt)
+
+    async def finish_all(self) -> None:
+        """Server shutdown: save every started room as it stands."""
+        for room in list(self.rooms.values()):
+            if room.start_at_ms is not None and room.finished is None:
+                try:
+                    await self._finish(room, "server_shutdown")
+                except Exception:
+                    log.exception("could not save room %s at shutdown", room.room_id)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _publish_state(self, room: Room) -> None:
+        self._state_published[room.room_id] = time.monotonic()
+        await self.sio.emit("room:state", room.state(now_ms()), room=room.room_id)
+
+    def _drop_room(self, room_id: str) -> None:
+        self.rooms.pop(room_id, None)
+        self._room_sids.pop(room_id, None)
+        self._state_published.pop(room_id, None)
+        for key in [k for k in self._score_last if k[0] == room_id]:
+            del self._score_last[key]
+
+    def _connection(self, sid: str) -> Connection:
+        connection = self.connections.get(sid)
+        if connection is None:
+            raise RoomError("not_connected", "this connection is not authenticated")
+        return connection
+
+    def _room(self, room_id: str) -> Room:
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise RoomError("unknown_room", f"no room with id {room_id!r}")
+        return room
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())

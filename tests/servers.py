@@ -1,0 +1,155 @@
+"""Real processes for tests: ``tutti serve`` and ``redis-server``, each on its own free port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(check, timeout: float, what: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class ServerProcess:
+    """A running ``tutti serve`` (``python -m server serve``) with its own data folder."""
+
+    url: str
+    port: int
+    data_dir: Path
+    proc: subprocess.Popen
+    log: Path
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "tutti.db"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """Start ``tutti serve`` on a free port and wait until ``/api/health`` answers."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / f"server-{port}.log"
+    args = [
+        sys.executable,
+        "-m",
+        "server",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUTTI_")}
+    full_env.update(env or {})
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(url + "/api/health", timeout=1) as resp:
+            return resp.status == 200
+
+    _wait_for(healthy, 30, "tutti serve", proc, log)
+    return ServerProcess(url, port, data_dir, proc, log)
+
+
+def redis_server_binary() -> str | None:
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+
+
+@dataclass
+class RedisProcess:
+    url: str
+    proc: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_redis(workdir: Path) -> RedisProcess:
+    """Start a private ``redis-server`` (no persistence) on a free port."""
+    binary = redis_server_binary()
+    if binary is None:
+        raise RuntimeError("redis-server is not installed; run tests/install-test-deps.sh")
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / f"redis-{port}.log"
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(log),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    log.touch()
+
+    def pong() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+
+    _wait_for(pong, 15, "redis-server", proc, log)
+    return RedisProcess(f"redis://127.0.0.1:{port}/0", proc)
