@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from rooms.piece import PieceError
 from sqlalchemy import text
 
 from rooms.errors import RoomError
+from rooms.piece import PieceError
 from server.auth import TokenError, issue_token, verify_token
 from server.db import repository
 from server.pieces import piece_from_midi
@@ -26,7 +26,17 @@ MANAGER = web.AppKey("manager", object)
 SECRET = web.AppKey("secret", str)
 
 
-_HTTP_ERRORS = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound}
+class _PayloadTooLarge(web.HTTPClientError):
+    # aiohttp's HTTPRequestEntityTooLarge insists on writing its own text body.
+    status_code = 413
+
+
+_HTTP_ERRORS = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    404: web.HTTPNotFound,
+    413: _PayloadTooLarge,
+}
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -36,10 +46,6 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 def error(status: int, code: str, message: str) -> web.HTTPException:
     """An HTTP error with Tutti's JSON error body."""
     body = orjson.dumps({"error": {"code": code, "message": message}})
-    if status == 413:
-        return web.HTTPRequestEntityTooLarge(
-            max_size=0, actual_size=0, body=body, content_type="application/json"
-        )
     return _HTTP_ERRORS[status](body=body, content_type="application/json")
 
 
@@ -48,6 +54,19 @@ async def _json_body(request: web.Request) -> Any:
         return orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
         raise error(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    message = f"a MIDI upload may be at most {limit} bytes"
+    if request.content_length is not None and request.content_length > limit:
+        raise error(413, "too_large", message)
+    data = bytearray()
+    while chunk := await request.content.read(65536):
+        data += chunk
+        if len(data) > limit:
+            raise error(413, "too_large", message)
+    return bytes(data)
 
 
 def _caller(request: web.Request) -> dict:
@@ -113,11 +132,7 @@ async def add_piece(request: web.Request) -> web.Response:
     """
     caller = _caller(request)
     settings = request.app[SETTINGS]
-    data = await request.content.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise error(
-            413, "too_large", f"a MIDI upload may be at most {settings.max_upload_bytes} bytes"
-        )
+    data = await _read_limited(request, settings.max_upload_bytes)
     query = request.rel_url.query
     split = query.get("split_hands", "false").lower()
     if split not in ("true", "false", "1", "0"):

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-from rooms.piece import Part
-
 from rooms.performance import Mistakes, choose_mistakes, humanize
+from rooms.piece import Part
 from server.client import TuttiClient, local_ms
 from server.pieces import piece_from_midi
 

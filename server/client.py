@@ -84,7 +84,17 @@ class TuttiClient:
             "device_id": device_id or uuid.uuid4().hex[:12],
             "device_name": device_name,
         }
-        await self.sio.connect(self.url, auth=auth, transports=self.transports, wait_timeout=10)
+        refusals: list[Any] = []
+        self.sio.on("connect_error", refusals.append)
+        try:
+            await self.sio.connect(self.url, auth=auth, transports=self.transports, wait_timeout=10)
+        except socketio.exceptions.ConnectionError as exc:
+            reason = refusals[-1] if refusals else None
+            if isinstance(reason, dict) and isinstance(reason.get("data"), dict):
+                reason = reason["data"]  # ConnectionRefusedError(message, data) sends both
+            if isinstance(reason, dict) and "code" in reason:
+                raise TuttiError(reason["code"], reason.get("message", "")) from exc
+            raise TuttiError("connection_failed", str(exc)) from exc
 
     async def call(self, event: str, data: Any = None, timeout: float = 10.0) -> Any:
         """Send an event and return its ack; raise :class:`TuttiError` on an error ack."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from rooms.piece import Piece, load_midi
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rooms.piece import Piece, load_midi
 from server.db import repository
 
 

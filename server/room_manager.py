@@ -211,6 +211,8 @@ class RoomManager:
     async def notes(self, sid: str, room_id: str, events: list[NoteEvent]) -> dict[str, Any]:
         connection = self._connection(sid)
         room = self._room(room_id)
+        if room.finished is not None:
+            raise RoomError("room_finished", "this room has finished")
         if self._room_sids[room_id].get(connection.user_id) != sid:
             raise RoomError(
                 "not_in_room", "join the room from this connection before sending notes"
