@@ -71,6 +71,9 @@ def create_app(settings: Settings) -> web.Application:
 
     async def on_shutdown(app: web.Application) -> None:
         await manager.finish_all()
+        # Open websockets would otherwise hold the shutdown until aiohttp's timeout.
+        for sid in list(manager.connections):
+            await sio.disconnect(sid)
 
     async def on_cleanup(app: web.Application) -> None:
         await engine.dispose()

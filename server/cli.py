@@ -33,7 +33,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     except ImportError:  # uvloop does not exist on Windows
         pass
     print(f"Tutti listening on http://{settings.host}:{settings.port}", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    web.run_app(
+        create_app(settings), host=settings.host, port=settings.port, print=None, shutdown_timeout=5
+    )
     return 0
 
 
