@@ -18,7 +18,18 @@ from server.room_manager import RoomManager
 
 log = logging.getLogger("tutti")
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# A checkout has the browser client at the top level; an installed wheel inside the package.
+STATIC_DIR = next(
+    (
+        d
+        for d in (
+            Path(__file__).resolve().parent.parent / "static",
+            Path(__file__).parent / "static",
+        )
+        if (d / "index.html").is_file()
+    ),
+    None,
+)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 
 
@@ -61,7 +72,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SECRET] = secret
     app[SIO] = sio
     app.add_routes(routes)
-    if STATIC_DIR.is_dir():
+    if STATIC_DIR is not None:
         app.router.add_get("/", _index)
         app.router.add_static("/static/", STATIC_DIR)
 

@@ -1,26 +1,24 @@
 #!/usr/bin/env bash
 # Installs what Tutti's tests need beyond pip, when the machine lacks it:
-# a redis-server binary (the tests start their own servers on free ports).
+#   redis-server  the tests start their own Redis servers on free ports
+#   chromium      the browser client's headless smoke test
 # Safe to run again; does nothing when everything is there.
 set -euo pipefail
 
-need_redis=1
-command -v redis-server >/dev/null 2>&1 && need_redis=0
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || missing+=(chromium)
 
-if [ "$need_redis" = 1 ]; then
-    echo "tests/install-test-deps.sh: installing redis-server" >&2
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "tests/install-test-deps.sh: installing ${missing[*]}" >&2
     if command -v apt-get >/dev/null 2>&1; then
         SUDO=""
         [ "$(id -u)" = 0 ] || SUDO="sudo"
         $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
-    elif command -v brew >/dev/null 2>&1; then
-        brew install redis
-    elif command -v dnf >/dev/null 2>&1; then
-        sudo dnf install -y redis
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "Please install redis-server (https://redis.io/docs/install/) and run again." >&2
+        echo "Please install: ${missing[*]} (with your system's package manager) and run again." >&2
         exit 1
     fi
 fi
-redis-server --version
+echo "test dependencies: $(redis-server --version | cut -d' ' -f1-3), $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium')"
