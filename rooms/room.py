@@ -181,6 +181,7 @@ class Room:
 
     def state(self, now_ms: float) -> dict[str, Any]:
         """The room state sent to clients (JSON-ready)."""
+        taken = self.parts_taken()
         return {
             "room_id": self.room_id,
             "name": self.name,
@@ -193,9 +194,7 @@ class Room:
             "host": self.host,
             "start_at": self.start_at_ms,
             "members": [m.to_dict() for m in self.members.values()],
-            "parts": [
-                {"name": name, "user_id": self.parts_taken().get(name)} for name in self.part_names
-            ],
+            "parts": [{"name": name, "user_id": taken.get(name)} for name in self.part_names],
             "max_players": MAX_PLAYERS[self.mode],
         }
 
