@@ -15,15 +15,11 @@ from rooms.errors import RoomError
 from rooms.piece import PieceError
 from server.auth import TokenError, issue_token, verify_token
 from server.db import repository
+from server.keys import MANAGER, SECRET, SESSIONMAKER, SETTINGS
 from server.pieces import piece_from_midi
 from server.schemas import GuestIn, parse
 
 routes = web.RouteTableDef()
-
-SETTINGS = web.AppKey("settings", object)
-SESSIONMAKER = web.AppKey("sessionmaker", object)
-MANAGER = web.AppKey("manager", object)
-SECRET = web.AppKey("secret", str)
 
 
 class _PayloadTooLarge(web.HTTPClientError):

@@ -9,12 +9,15 @@ import socketio
 from aiohttp import web
 
 from rooms.room import RoomSettings
-from server import codec, events
-from server.api import MANAGER, SECRET, SESSIONMAKER, SETTINGS, routes
+from server import auth_api, codec, events, logbook_api, sync_api, sync_events
+from server.api import routes
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
+from server.keys import MANAGER, PRESENCE, SECRET, SESSIONMAKER, SETTINGS, SIO, SYNC
 from server.pieces import PieceLibrary
+from server.presence import make_presence
 from server.room_manager import RoomManager
+from server.sync import SyncService
 
 log = logging.getLogger("tutti")
 
@@ -30,7 +33,6 @@ STATIC_DIR = next(
     ),
     None,
 )
-SIO = web.AppKey("sio", socketio.AsyncServer)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -54,6 +56,8 @@ def create_app(settings: Settings) -> web.Application:
         max_http_buffer_size=1_000_000,
     )
     sio.attach(app, socketio_path="socket.io")
+    presence = make_presence(settings, sio)
+    sync = SyncService(sessionmaker, sio)
     manager = RoomManager(
         sio,
         sessionmaker,
@@ -64,20 +68,28 @@ def create_app(settings: Settings) -> web.Application:
             max_note_skew_ms=settings.max_note_skew_ms,
         ),
         score_interval_ms=settings.score_interval_ms,
+        presence=presence,
+        sync=sync,
     )
     events.register(sio, manager, secret)
+    sync_events.register(sio, manager, sync)
     app[SETTINGS] = settings
     app[SESSIONMAKER] = sessionmaker
     app[MANAGER] = manager
     app[SECRET] = secret
     app[SIO] = sio
+    app[SYNC] = sync
+    app[PRESENCE] = presence
     app.add_routes(routes)
+    for feature in (auth_api, sync_api, logbook_api):
+        app.add_routes(feature.routes)
     if STATIC_DIR is not None:
         app.router.add_get("/", _index)
         app.router.add_static("/static/", STATIC_DIR)
 
     async def on_startup(app: web.Application) -> None:
         await upgrade_database(engine)
+        await presence.start()
         log.info("database ready at %s", _redact(settings.resolved_database_url()))
 
     async def on_shutdown(app: web.Application) -> None:
@@ -85,6 +97,7 @@ def create_app(settings: Settings) -> web.Application:
         # Open websockets would otherwise hold the shutdown until aiohttp's timeout.
         for sid in list(manager.connections):
             await sio.disconnect(sid)
+        await presence.stop()
 
     async def on_cleanup(app: web.Application) -> None:
         await engine.dispose()

@@ -44,7 +44,7 @@ def register(sio: socketio.AsyncServer, manager: RoomManager, secret: str) -> No
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code, "message": exc.message}
             ) from None
-        manager.connect(
+        await manager.connect(
             Connection(
                 sid=sid,
                 user_id=claims["sub"],

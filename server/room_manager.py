@@ -22,13 +22,27 @@ from rooms.notes import NoteEvent
 from rooms.room import Room, RoomSettings
 from server.db import repository
 from server.pieces import PieceLibrary
+from server.presence import PresenceService
 from server.schemas import RoomCreateIn, RoomJoinIn
+from server.sync import SyncService
 
 log = logging.getLogger("tutti.rooms")
 
 FINISHED_RETENTION_S = 60.0  # finished rooms answer "room_finished" this long, then vanish
 RTT_PUBLISH_MIN_S = 2.0  # at most one room:state per room this often for RTT changes alone
 SAVE_ATTEMPTS = 3
+
+
+def user_room(user_id: str) -> str:
+    """The Socket.IO room holding every connected device of ``user_id``."""
+    return f"user:{user_id}"
+
+
+def _status(room: Room, role: str) -> str:
+    """A member's presence status: listening (spectator), practicing (started), idle."""
+    if role == "spectator":
+        return "listening"
+    return "idle" if room.start_at_ms is None else "practicing"
 
 
 def now_ms() -> float:
@@ -60,12 +74,16 @@ class RoomManager:
         *,
         room_settings: RoomSettings,
         score_interval_ms: float = 250.0,
+        presence: PresenceService | None = None,
+        sync: SyncService | None = None,
     ) -> None:
         self.sio = sio
         self.sessionmaker = sessionmaker
         self.pieces = pieces
         self.room_settings = room_settings
         self.score_interval_s = score_interval_ms / 1000.0
+        self.presence = presence or PresenceService()
+        self.sync = sync
         self.connections: dict[str, Connection] = {}
         self.rooms: dict[str, Room] = {}
         self._room_sids: dict[str, dict[str, str]] = {}  # room -> user -> sid
@@ -77,8 +95,11 @@ class RoomManager:
 
     # -- connections ---------------------------------------------------------------
 
-    def connect(self, connection: Connection) -> None:
+    async def connect(self, connection: Connection) -> None:
         self.connections[connection.sid] = connection
+        # Every device of a user shares a Socket.IO room: pokes and presence reach them all.
+        await self.sio.enter_room(connection.sid, user_room(connection.user_id))
+        await self.presence.device_connected(connection)
 
     async def disconnect(self, sid: str) -> None:
         """A connection dropped: it leaves every room it was in."""
@@ -87,6 +108,7 @@ class RoomManager:
             return
         for room_id in list(connection.rooms):
             await self._leave(connection, room_id)
+        await self.presence.device_disconnected(connection)
         # A room whose creator never joined it would otherwise linger forever.
         for room_id, room in list(self.rooms.items()):
             if room.host == connection.user_id and not room.members and room.start_at_ms is None:
@@ -152,6 +174,7 @@ class RoomManager:
         self._room_sids[room.room_id][connection.user_id] = sid
         connection.rooms.add(room.room_id)
         await self.sio.enter_room(sid, room.room_id)
+        await self.presence.device_changed(connection, room.room_id, _status(room, member.role))
         await self._publish_state(room)
         return {"room": room.state(now_ms())}
 
@@ -170,6 +193,8 @@ class RoomManager:
             return
         self._room_sids[room_id].pop(connection.user_id, None)
         await self.sio.leave_room(connection.sid, room_id)
+        if connection.sid in self.connections:
+            await self.presence.device_changed(connection, None, "idle")
         if connection.user_id not in room.members:
             return
         all_left = room.leave(connection.user_id, int(now_ms()))
@@ -191,6 +216,11 @@ class RoomManager:
             {"room_id": room_id, "start_at": start_at, "tempo_bpm": room.tempo_bpm, "parts": parts},
             room=room_id,
         )
+        for user_id, member_sid in self._room_sids[room_id].items():
+            member = self.connections.get(member_sid)
+            if member is not None:
+                status = _status(room, room.members[user_id].role)
+                await self.presence.device_changed(member, room_id, status)
         await self._publish_state(room)
         self._schedule_finish_check(room)
         log.info("room %s starts at %d", room_id, start_at)
@@ -302,11 +332,14 @@ class RoomManager:
         )
         await self._publish_state(room)
         log.info("room %s finished (%s), session %s", room.room_id, reason, finished.session_id)
+        if self.sync is not None:
+            await self.sync.poke(p.user_id for p in finished.players)
         for user_id, sid in list(self._room_sids[room.room_id].items()):
             await self.sio.leave_room(sid, room.room_id)
             connection = self.connections.get(sid)
             if connection is not None:
                 connection.rooms.discard(room.room_id)
+                await self.presence.device_changed(connection, None, "idle")
             self._room_sids[room.room_id].pop(user_id, None)
         asyncio.get_running_loop().call_later(
             FINISHED_RETENTION_S, lambda: self._drop_room(room.room_id)

@@ -38,6 +38,8 @@ from server.db.models import (
     User,
 )
 
+HEAD = "0002"  # the newest migration
+
 START_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 
 
@@ -239,7 +241,7 @@ async def test_migrations_create_every_table(engine, db_path):
         "practice_logs",
         "session_recordings",
     }
-    assert version == "0001"
+    assert version == HEAD
 
 
 async def test_migrated_schema_matches_models(engine):
@@ -267,7 +269,7 @@ async def test_upgrade_twice_is_harmless(engine, sessionmaker, users):
     async with engine.connect() as conn:
         version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
         versions = await conn.scalar(text("SELECT count(*) FROM alembic_version"))
-    assert (version, versions) == ("0001", 1)
+    assert (version, versions) == (HEAD, 1)
     assert await count(sessionmaker, User) == len(users)
 
 

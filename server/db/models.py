@@ -1,12 +1,16 @@
 """Database schema (SQLAlchemy 2 declarative), after the practice-logbook design.
 
-Five tables, snake_case columns:
+Tables, snake_case columns (``0001`` created the first five, ``0002`` the rest):
 
 * ``users`` — accounts and guests.
 * ``sheet_music`` — uploaded/imported pieces with the original MIDI bytes.
 * ``practice_sessions`` — one row per finished room.
 * ``practice_logs`` — one row per player per session (the practice logbook).
 * ``session_recordings`` — the session's MIDI recording (one track per player).
+* ``login_links``, ``refresh_tokens`` — magic-link login and token rotation.
+* ``user_sync``, ``client_mutations`` — the sync version and applied mutation ids.
+* ``goals``, ``repertoire_items``, ``practice_templates``, ``user_preferences`` —
+  the rest of the synced logbook (with ``practice_logs``).
 
 Conventions: ids are strings (new ids are ``uuid4().hex``, 32 characters;
 a session id is whatever :class:`rooms.finished.FinishedRoom` carries);
@@ -33,10 +37,12 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -195,17 +201,26 @@ class PracticeSession(Base):
 
 
 class PracticeLog(Base):
-    """One player's practice in one session: a logbook entry.
+    """A logbook entry: one player's practice in one session, or a manual log.
 
-    ``activity_type`` is ``"ensemble_reading"`` when the session had at least
-    two players, else ``"repertoire"``. ``start_time``/``end_time`` are when
-    the player joined/left (or the room ended). ``tempo_practiced`` is the
-    player's measured tempo (BPM, ``result["tempo_bpm_played"]``),
-    ``tempo_target`` the room tempo (BPM). ``notes_correct`` is
-    ``result["notes_matched"]``, ``accuracy_percentage`` is
-    ``result["accuracy"] * 100`` (0–100). Scoring columns are ``None`` when
-    the result lacks them (free mode). ``result`` is the scorer's final result
-    dict, verbatim.
+    Rows written by a finished room (``source = "room"``) have a
+    ``session_id``; ``activity_type`` is ``"ensemble_reading"`` when the
+    session had at least two players, else ``"repertoire"``; ``start_time``/
+    ``end_time`` are when the player joined/left (or the room ended);
+    ``tempo_practiced`` is the measured tempo (BPM,
+    ``result["tempo_bpm_played"]``), ``tempo_target`` the room tempo (BPM);
+    ``notes_correct`` is ``result["notes_matched"]`` and
+    ``accuracy_percentage`` ``result["accuracy"] * 100`` (0–100); ``result`` is
+    the scorer's final result dict, verbatim.
+
+    Manual logs (``source = "manual"`` or ``"quick_log"``, written through the
+    sync protocol or the REST API) have no session and no result; they carry
+    ``self_rating`` (1–5), ``focus_areas`` (JSON list of str), ``notes``,
+    ``mood`` and ``pieces`` (JSON list of ``{"piece_id", "work_title"}``).
+
+    Sync columns (every synced table has them): ``version`` is the owner's
+    sync version at the row's last change (see :class:`UserSync`);
+    ``deleted_at`` marks a tombstone.
     """
 
     __tablename__ = "practice_logs"
@@ -213,30 +228,39 @@ class PracticeLog(Base):
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("users.id"), index=True)
-    session_id: Mapped[str] = mapped_column(
+    session_id: Mapped[str | None] = mapped_column(
         String(ID_LENGTH), ForeignKey("practice_sessions.id", ondelete="CASCADE"), index=True
     )
     piece_id: Mapped[str | None] = mapped_column(
         String(ID_LENGTH), ForeignKey("sheet_music.id", ondelete="SET NULL")
     )
+    source: Mapped[str] = mapped_column(String(16), default="room")
     work_title: Mapped[str | None] = mapped_column(String(300))
     part: Mapped[str | None] = mapped_column(String(100))
     activity_type: Mapped[str] = mapped_column(String(32))
     instrument: Mapped[str | None] = mapped_column(String(100))
     start_time: Mapped[datetime] = mapped_column()
-    end_time: Mapped[datetime] = mapped_column()
+    end_time: Mapped[datetime | None] = mapped_column()
     duration_seconds: Mapped[float] = mapped_column(Float)
     tempo_practiced: Mapped[float | None] = mapped_column(Float)
-    tempo_target: Mapped[float] = mapped_column(Float)
+    tempo_target: Mapped[float | None] = mapped_column(Float)
     notes_played: Mapped[int | None] = mapped_column(Integer)
     notes_correct: Mapped[int | None] = mapped_column(Integer)
     accuracy_percentage: Mapped[float | None] = mapped_column(Float)
-    complete: Mapped[bool] = mapped_column(Boolean)
-    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    self_rating: Mapped[int | None] = mapped_column(Integer)
+    focus_areas: Mapped[list[str] | None] = mapped_column(JSON)
+    notes: Mapped[str | None] = mapped_column(Text)
+    mood: Mapped[str | None] = mapped_column(String(32))
+    pieces: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     def __repr__(self) -> str:
-        return f"PracticeLog(session_id={self.session_id!r}, user_id={self.user_id!r})"
+        return f"PracticeLog(id={self.id!r}, user_id={self.user_id!r})"
 
 
 class SessionRecording(Base):
@@ -257,7 +281,182 @@ class SessionRecording(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# --------------------------------------------------------------------------- accounts
+
+
+class LoginLink(Base):
+    """A magic login link sent to ``email``: single use, expires after 10 minutes.
+
+    Only the SHA-256 of the token is stored. ``guest_user_id`` is the guest
+    who asked for the link, whose data moves to the account on verification.
+    """
+
+    __tablename__ = "login_links"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    guest_user_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class RefreshToken(Base):
+    """A refresh token (stored as its SHA-256), one of a rotation family.
+
+    Each use rotates: the row gets ``used_at`` and a new row joins the same
+    ``family_id``. Presenting a used token again revokes the whole family
+    (``revoked_at`` on every row), as OAuth 2.0 Security BCP §4.14 advises.
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    family_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    device_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+# --------------------------------------------------------------------------- sync
+
+
+class UserSync(Base):
+    """A user's sync version: bumped in the same transaction as every change.
+
+    Taking the next version is an ``UPDATE`` of this row, which holds the
+    row's write lock until commit, so a user's changes commit in version
+    order and a reader can never see version n+1 before version n.
+    """
+
+    __tablename__ = "user_sync"
+
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ClientMutation(Base):
+    """The last mutation id applied from one client (device install) of a user."""
+
+    __tablename__ = "client_mutations"
+
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    last_mutation_id: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Goal(Base):
+    """A practice goal. ``status``: ``active``, ``completed`` or ``abandoned``;
+    ``progress`` 0–100 (%); ``target_date`` an ISO date string (YYYY-MM-DD)."""
+
+    __tablename__ = "goals"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    target_date: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    notes: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+REPERTOIRE_STATUSES = (
+    "planned",
+    "learning",
+    "working",
+    "polished",
+    "performance_ready",
+    "archived",
+)
+
+
+class RepertoireItem(Base):
+    """A piece in the musician's repertoire and how far along it is (``status``)."""
+
+    __tablename__ = "repertoire_items"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("users.id"), index=True)
+    piece_id: Mapped[str | None] = mapped_column(
+        String(ID_LENGTH), ForeignKey("sheet_music.id", ondelete="SET NULL")
+    )
+    work_title: Mapped[str] = mapped_column(String(300))
+    composer: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(24), default="planned")
+    notes: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PracticeTemplate(Base):
+    """A reusable practice plan: activity, instrument, duration (s), focus areas."""
+
+    __tablename__ = "practice_templates"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    activity_type: Mapped[str] = mapped_column(String(32))
+    instrument: Mapped[str | None] = mapped_column(String(100))
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    focus_areas: Mapped[list[str] | None] = mapped_column(JSON)
+    notes: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class UserPreferences(Base):
+    """A user's preferences: one JSON object per user, merged key by key."""
+
+    __tablename__ = "user_preferences"
+
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+SYNCED_TABLES = (PracticeLog, Goal, RepertoireItem, PracticeTemplate, UserPreferences)
+for _model in SYNCED_TABLES:
+    # Pull reads "this user's rows with version > cursor".
+    Index(f"ix_{_model.__tablename__}_user_id_version", _model.user_id, _model.version)
+
+
 __all__ = [
+    "ClientMutation",
+    "Goal",
+    "LoginLink",
+    "PracticeTemplate",
+    "REPERTOIRE_STATUSES",
+    "RefreshToken",
+    "RepertoireItem",
+    "SYNCED_TABLES",
+    "UserPreferences",
+    "UserSync",
     "ACTIVITY_ENSEMBLE",
     "ACTIVITY_REPERTOIRE",
     "Base",

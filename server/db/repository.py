@@ -35,6 +35,7 @@ from server.db.models import (
     User,
     new_id,
 )
+from server.db.versions import next_version
 
 if TYPE_CHECKING:
     from rooms.piece import Piece
@@ -342,7 +343,11 @@ async def save_finished_room(
                 return False
             db.add(_session_row(finished))
             await db.flush()  # the parent row first: logs and recording refer to it
-            db.add_all([_log_row(finished, p, activity) for p in finished.players])
+            for player in finished.players:
+                row = _log_row(finished, player, activity)
+                # The log joins its owner's synced logbook, in the same transaction.
+                row.version = await next_version(db, player.user_id)
+                db.add(row)
             if recording is not None:
                 db.add(recording)
     except IntegrityError:

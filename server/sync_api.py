@@ -1,0 +1,7 @@
+"""REST routes for issue 3 (stub, to be filled in)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
