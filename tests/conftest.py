@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers import start_redis, start_server
+from tests.servers import start_postgres, start_redis, start_server
 
 # Short timings so a piece ends soon after its last note; still real time.
 FAST = ("--grace-ms", "1500", "--start-delay-ms", "300")
@@ -35,5 +35,13 @@ def fresh_server(tmp_path):
 def redis(tmp_path_factory):
     """A private real ``redis-server`` on its own port."""
     proc = start_redis(tmp_path_factory.mktemp("redis"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A private real PostgreSQL server on its own port (started with initdb/pg_ctl)."""
+    proc = start_postgres(tmp_path_factory.mktemp("postgres"))
     yield proc
     proc.stop()

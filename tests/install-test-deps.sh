@@ -2,12 +2,15 @@
 # Installs what Tutti's tests need beyond pip, when the machine lacks it:
 #   redis-server  the tests start their own Redis servers on free ports
 #   chromium      the browser client's headless smoke test
+#   postgresql    the persistence tests also run on a private PostgreSQL cluster
 # Safe to run again; does nothing when everything is there.
 set -euo pipefail
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+    || missing+=(postgresql)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "tests/install-test-deps.sh: installing ${missing[*]}" >&2
@@ -21,4 +24,6 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
 fi
-echo "test dependencies: $(redis-server --version | cut -d' ' -f1-3), $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium')"
+echo "test dependencies: $(redis-server --version | cut -d' ' -f1-3)," \
+    "$(/usr/bin/chromium --version 2>/dev/null || echo chromium)," \
+    "PostgreSQL $(ls /usr/lib/postgresql 2>/dev/null | tail -1)"

@@ -153,3 +153,126 @@ def start_redis(workdir: Path) -> RedisProcess:
 
     _wait_for(pong, 15, "redis-server", proc, log)
     return RedisProcess(f"redis://127.0.0.1:{port}/0", proc)
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest installed PostgreSQL server's ``bin`` folder (Debian layout), if any."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts[-3])
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@dataclass
+class PostgresProcess:
+    """A private PostgreSQL cluster on a free port; ``url`` is a SQLAlchemy asyncpg URL."""
+
+    url: str
+    port: int
+    datadir: Path
+    bindir: Path
+    run_as: list[str]
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database; return its SQLAlchemy asyncpg URL."""
+        subprocess.run(
+            [
+                str(self.bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                name,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def stop(self) -> None:
+        subprocess.run(
+            [
+                *self.run_as,
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.datadir),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+
+
+def start_postgres(workdir: Path, database: str = "tutti_test") -> PostgresProcess:
+    """initdb + pg_ctl start a throwaway cluster (trust auth, no fsync) on a free port.
+
+    PostgreSQL refuses to run as root, so as root the cluster runs as the
+    ``postgres`` system user (created by the distribution's package).
+    """
+    bindir = postgres_bin_dir()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed; run tests/install-test-deps.sh")
+    run_as: list[str] = []
+    workdir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        run_as = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(workdir, "postgres")
+        os.chmod(workdir, 0o700)
+        for parent in workdir.parents:  # the postgres user must be able to reach the folder
+            if parent == Path("/"):
+                break
+            os.chmod(parent, os.stat(parent).st_mode | 0o001)
+    datadir = workdir / "pgdata"
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    log = workdir / "postgres.log"
+    subprocess.run(
+        [
+            *run_as,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-l",
+            str(log),
+            "-w",
+            "-o",
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    subprocess.run(
+        [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return PostgresProcess(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{database}", port, datadir, bindir, run_as
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -200,8 +201,21 @@ def db_path(tmp_path):
     return tmp_path / "data" / "tutti.db"  # "data" does not exist yet
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request, db_path):
+    """A migrated database: a SQLite file, or a fresh database on a real PostgreSQL."""
+    if request.param == "sqlite":
+        url = sqlite_url(db_path)
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:16]}")
+    eng = make_engine(url)
+    await upgrade_database(eng)
+    yield eng
+    await eng.dispose()
+
+
 @pytest.fixture
-async def engine(db_path):
+async def sqlite_engine(db_path):
     eng = make_engine(sqlite_url(db_path))
     await upgrade_database(eng)
     yield eng
@@ -224,9 +238,7 @@ async def users(sessionmaker) -> list[str]:
 # --------------------------------------------------------------------------- engine & migrations
 
 
-async def test_migrations_create_every_table(engine, db_path):
-    assert db_path.exists()  # the parent folder was created
-
+async def test_migrations_create_every_table(engine):
     def tables(conn):
         return set(inspect(conn).get_table_names())
 
@@ -253,9 +265,10 @@ async def test_migrated_schema_matches_models(engine):
         assert await conn.run_sync(diff) == []
 
 
-async def test_sqlite_pragmas_on_every_connection(engine):
+async def test_sqlite_pragmas_on_every_connection(sqlite_engine, db_path):
+    assert db_path.exists()  # the parent folder was created
     for _ in range(2):  # two distinct pooled connections
-        async with engine.connect() as c1, engine.connect() as c2:
+        async with sqlite_engine.connect() as c1, sqlite_engine.connect() as c2:
             for conn in (c1, c2):
                 assert (await conn.scalar(text("PRAGMA journal_mode"))) == "wal"
                 assert (await conn.scalar(text("PRAGMA foreign_keys"))) == 1
