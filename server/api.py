@@ -102,14 +102,16 @@ async def health(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         await db.execute(text("SELECT 1"))
     manager = request.app[MANAGER]
-    return json_response(
-        {
-            "status": "ok",
-            "database": "ok",
-            "rooms": len(manager.rooms),
-            "connections": len(manager.connections),
-        }
-    )
+    body = {
+        "status": "ok",
+        "database": "ok",
+        "rooms": len(manager.rooms),
+        "connections": len(manager.connections),
+    }
+    client_manager = manager.sio.manager
+    if hasattr(client_manager, "stats"):  # the per-room Redis fan-out's counters
+        body["fanout"] = client_manager.stats()
+    return json_response(body)
 
 
 @routes.get("/api/pieces")

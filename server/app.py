@@ -13,6 +13,7 @@ from server import auth_api, codec, events, logbook_api, sync_api, sync_events
 from server.api import routes
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
+from server.fanout import RoomChannelManager
 from server.keys import MANAGER, PRESENCE, SECRET, SESSIONMAKER, SETTINGS, SIO, SYNC
 from server.pieces import PieceLibrary
 from server.presence import make_presence
@@ -47,7 +48,12 @@ def create_app(settings: Settings) -> web.Application:
     secret = settings.resolved_secret_key()
     client_manager = None
     if settings.redis_url:
-        client_manager = socketio.AsyncRedisManager(settings.redis_url)
+        if settings.fanout == "stock":
+            client_manager = socketio.AsyncRedisManager(settings.redis_url)
+        elif settings.fanout == "rooms":
+            client_manager = RoomChannelManager(settings.redis_url)
+        else:
+            raise ValueError(f"fanout must be 'rooms' or 'stock', got {settings.fanout!r}")
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         cors_allowed_origins="*",

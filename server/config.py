@@ -21,9 +21,17 @@ class Settings:
     """Server settings. Times in ms unless named otherwise.
 
     ``database_url`` defaults to a SQLite file ``tutti.db`` in ``data_dir``;
-    ``redis_url`` empty means in-process pub/sub (one process).
+    ``redis_url`` empty means in-process pub/sub (one process). ``fanout``
+    picks the cross-process manager with Redis: ``rooms`` (ours, a channel per
+    room, :mod:`server.fanout`) or ``stock`` (python-socketio's
+    ``AsyncRedisManager``, one channel for everything; kept for comparison).
     ``secret_key`` signs access tokens; when empty, a random key is created
     once and kept in ``data_dir/secret.key`` so tokens survive restarts.
+    ``token_ttl_s`` is the lifetime of guest access tokens,
+    ``access_token_ttl_s`` that of account access tokens (refreshable).
+    Login mail goes through ``smtp_host`` when set, else into
+    ``data_dir/outbox`` (see :mod:`server.mailer`); login links point at
+    ``public_url`` (see :meth:`resolved_public_url`).
     """
 
     host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
@@ -31,6 +39,9 @@ class Settings:
     data_dir: str = field(default="tutti-data", metadata={"help": "folder for the SQLite file"})
     database_url: str = field(default="", metadata={"help": "SQLAlchemy async URL"})
     redis_url: str = field(default="", metadata={"help": "redis://… to share rooms"})
+    fanout: str = field(
+        default="rooms", metadata={"help": "with Redis: 'rooms' (a channel per room) or 'stock'"}
+    )
     secret_key: str = field(default="", metadata={"help": "key that signs access tokens"})
     token_ttl_s: int = field(default=7 * 24 * 3600, metadata={"help": "guest token lifetime, s"})
     start_delay_ms: float = field(default=1000.0, metadata={"help": "room:start to count-in, ms"})

@@ -20,7 +20,8 @@ async def test_notes_relay_through_redis(fresh_server, redis):
 
     r = aioredis.from_url(redis.url)
     channels = await r.pubsub_channels()
-    assert b"socketio" in channels  # the server's client manager is subscribed
+    # The server subscribed to this room's channel (and its users' channels), nothing more.
+    assert f"tutti:sio:/:{room_id}".encode() in channels
     monitor_before = (await r.info("stats"))["total_commands_processed"]
 
     t = a.server_now()
