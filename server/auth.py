@@ -1,4 +1,11 @@
-"""Access tokens: HS256 JWTs (RFC 7519) signed with the server's secret key, via pyjwt."""
+"""Access tokens: HS256 JWTs (RFC 7519) signed with the server's secret key, via pyjwt.
+
+Claims: ``sub`` (user id), ``name`` (display name), ``guest`` (true for a
+guest, false for an account), ``type`` (``"access"``), ``iat`` and ``exp``
+(Unix epoch seconds). Guest tokens live ``token_ttl_s`` (7 days by default)
+and cannot be refreshed; account tokens live ``access_token_ttl_s`` (15
+minutes) and are renewed with a refresh token (see :mod:`server.accounts`).
+"""
 
 from __future__ import annotations
 
@@ -38,6 +45,16 @@ def issue_token(
         "exp": iat + ttl_s,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (RFC 6750 §2.1), or ``None``."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 def verify_token(secret: str, token: object) -> dict:

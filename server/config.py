@@ -50,11 +50,39 @@ class Settings:
     score_interval_ms: float = field(default=250.0, metadata={"help": "min gap of score:update"})
     max_upload_bytes: int = field(default=5_000_000, metadata={"help": "largest MIDI upload"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING, ERROR"})
+    public_url: str = field(
+        default="", metadata={"help": "base URL of login links (default http://HOST:PORT)"}
+    )
+    access_token_ttl_s: int = field(default=900, metadata={"help": "account access token, s"})
+    refresh_token_ttl_s: int = field(
+        default=30 * 24 * 3600, metadata={"help": "refresh token lifetime, s"}
+    )
+    login_link_ttl_s: int = field(default=600, metadata={"help": "login link lifetime, s"})
+    smtp_host: str = field(default="", metadata={"help": "SMTP server (empty: DATA_DIR/outbox)"})
+    smtp_port: int = field(default=587, metadata={"help": "SMTP port (465: implicit TLS)"})
+    smtp_username: str = field(default="", metadata={"help": "SMTP login (empty: none)"})
+    smtp_password: str = field(default="", repr=False, metadata={"help": "SMTP password"})
+    smtp_from: str = field(default="tutti@localhost", metadata={"help": "sender of login mail"})
+    smtp_starttls: bool = field(
+        default=True, metadata={"help": "require STARTTLS (false: plain SMTP)"}
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'tutti.db'}"
+
+    def resolved_public_url(self) -> str:
+        """``public_url`` without a trailing slash, or ``http://HOST:PORT``.
+
+        A wildcard listen address (``0.0.0.0``, ``::``) becomes ``localhost``.
+        """
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
+        if ":" in host:  # an IPv6 literal
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     def resolved_secret_key(self) -> str:
         if self.secret_key:
@@ -69,6 +97,27 @@ class Settings:
         return key
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def parse_bool(raw: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``), any case.
+
+    Raises ``ValueError`` for anything else (``bool("false")`` would be ``True``).
+    """
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{raw!r} is not a boolean (true or false)")
+
+
+def _converter(default: object):
+    return parse_bool if isinstance(default, bool) else type(default)
+
+
 def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
     """Add ``--flag`` options for the named settings (all when ``names`` is None)."""
     for f in fields(Settings):
@@ -79,7 +128,7 @@ def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = Non
         parser.add_argument(
             flag,
             dest=f.name,
-            type=type(f.default),
+            type=_converter(f.default),
             default=None,
             help=f"{f.metadata.get('help', '')} (env {env}, default {f.default!r})",
         )
@@ -96,7 +145,7 @@ def settings_from(args: argparse.Namespace | None = None, **overrides) -> Settin
         if env in os.environ:
             raw = os.environ[env]
             try:
-                values[f.name] = type(f.default)(raw)
+                values[f.name] = _converter(f.default)(raw)
             except ValueError as exc:
                 raise ValueError(
                     f"{env}={raw!r} is not a valid {type(f.default).__name__}"

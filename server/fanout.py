@@ -146,8 +146,13 @@ class RoomChannelManager(socketio.AsyncManager):
             client = aioredis.from_url(self.url)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(BROADCAST, *self._channels)
+                channels = set(self._channels)
+                await pubsub.subscribe(BROADCAST, *channels)
                 self._pubsub = pubsub
+                if self._channels - channels:  # rooms entered while that subscribe was under way
+                    await pubsub.subscribe(*(self._channels - channels))
+                if channels - self._channels:  # ...and rooms left meanwhile
+                    await pubsub.unsubscribe(*(channels - self._channels))
                 if not first:
                     self.reconnects += 1
                     log.info("fan-out reconnected to Redis (%d channels)", len(self._channels))
