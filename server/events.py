@@ -15,6 +15,7 @@ import socketio
 
 from rooms.errors import RoomError
 from server.auth import TokenError, verify_token
+from server.db import repository
 from server.room_manager import Connection, RoomManager
 from server.schemas import (
     AuthIn,
@@ -40,6 +41,10 @@ def register(sio: socketio.AsyncServer, manager: RoomManager, secret: str) -> No
         try:
             hello = parse(AuthIn, auth if auth is not None else {})
             claims = verify_token(secret, hello.token)
+            async with manager.sessionmaker() as db:
+                if await repository.get_user(db, claims["sub"]) is None:
+                    # e.g. a guest's old token after the guest logged in and was merged
+                    raise TokenError("unknown_user", "this token's user no longer exists")
         except (RoomError, TokenError) as exc:
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.code, "message": exc.message}
