@@ -151,6 +151,8 @@ async def add_piece(request: web.Request) -> web.Response:
     except PieceError as exc:
         raise error(400, exc.code, str(exc)) from None
     async with request.app[SESSIONMAKER].begin() as db:
+        if await repository.get_user(db, caller["sub"]) is None:
+            raise error(401, "unknown_user", "this token's user no longer exists")
         row = await repository.add_piece(
             db,
             piece=piece,
@@ -185,19 +187,31 @@ async def get_piece_midi(request: web.Request) -> web.Response:
         return web.Response(body=row.midi_data, content_type="audio/midi")
 
 
+async def _own_session(request: web.Request, db) -> dict:
+    """The saved session, if the caller took part in it (as player or spectator).
+
+    Anyone else gets the same 404 as for an unknown id: ids are not secrets.
+    """
+    caller = _caller(request)
+    session = await repository.get_session(db, request.match_info["session_id"])
+    if session is None or caller["sub"] not in {p["user_id"] for p in session["participants"]}:
+        raise error(404, "unknown_session", "no session with that id among yours")
+    return session
+
+
 @routes.get("/api/sessions/{session_id}")
 async def get_session(request: web.Request) -> web.Response:
+    """A session the caller took part in, with every player's log and result."""
     async with request.app[SESSIONMAKER]() as db:
-        session = await repository.get_session(db, request.match_info["session_id"])
-    if session is None:
-        raise error(404, "unknown_session", "no session with that id")
-    return json_response(session)
+        return json_response(await _own_session(request, db))
 
 
 @routes.get("/api/sessions/{session_id}/recording.mid")
 async def get_recording(request: web.Request) -> web.Response:
+    """The session's MIDI recording (one track per player), for its participants."""
     async with request.app[SESSIONMAKER]() as db:
-        data = await repository.get_recording(db, request.match_info["session_id"])
+        session = await _own_session(request, db)
+        data = await repository.get_recording(db, session["session_id"])
     if data is None:
         raise error(404, "unknown_session", "no recording for that session id")
     return web.Response(

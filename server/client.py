@@ -130,15 +130,26 @@ class TuttiClient:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     async def fetch_json(self, path: str) -> Any:
-        async with aiohttp.ClientSession() as http, http.get(self.url + path) as resp:
+        """``GET`` a JSON resource (with this client's token); raise TuttiError on an error."""
+        async with (
+            aiohttp.ClientSession(headers=self._auth_headers()) as http,
+            http.get(self.url + path) as resp,
+        ):
             body = await resp.json()
             if resp.status != 200:
                 raise TuttiError(body["error"]["code"], body["error"]["message"])
             return body
 
     async def fetch_bytes(self, path: str) -> bytes:
-        async with aiohttp.ClientSession() as http, http.get(self.url + path) as resp:
+        """``GET`` a binary resource (with this client's token)."""
+        async with (
+            aiohttp.ClientSession(headers=self._auth_headers()) as http,
+            http.get(self.url + path) as resp,
+        ):
             if resp.status != 200:
                 body = await resp.json()
                 raise TuttiError(body["error"]["code"], body["error"]["message"])

@@ -423,7 +423,7 @@ async def test_guest_merges_into_account(server):
         assert merged_prefs.data == {"theme": "light", "metronome": True}  # the account's keys win
         assert merged_prefs.version > version_before
     for session_id in (alone, together):
-        session = await guest.fetch_json(f"/api/sessions/{session_id}")
+        session = await laptop.fetch_json(f"/api/sessions/{session_id}")  # the account's device
         assert session["host_user_id"] == account_id
         assert {p["user_id"] for p in session["participants"]} == {account_id}
         assert {log["user_id"] for log in session["logs"]} == {account_id}

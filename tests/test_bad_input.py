@@ -288,6 +288,10 @@ async def test_rest_bad_bodies(server):
         assert (status, body["error"]["code"]) == (413, "too_large")
         after = len((await (await http.get(server.url + "/api/pieces")).json())["pieces"])
         assert after == before
-        for path in ("/api/pieces/nope", "/api/sessions/nope", "/api/sessions/nope/recording.mid"):
+        async with http.get(server.url + "/api/pieces/nope") as resp:
+            assert resp.status == 404
+        for path in ("/api/sessions/nope", "/api/sessions/nope/recording.mid"):
             async with http.get(server.url + path) as resp:
+                assert resp.status == 401  # sessions are their participants' only
+            async with http.get(server.url + path, headers=auth) as resp:
                 assert resp.status == 404

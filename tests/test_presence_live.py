@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -261,8 +262,17 @@ async def test_two_tabs_of_one_device_share_its_meta(server):
     await laptop.disconnect()
 
 
-async def test_presence_across_processes_and_a_killed_process(fresh_server, redis):
-    shared = ("--redis-url", redis.url, "--secret-key", "presence-test-key")  # one token, both
+async def test_presence_across_processes_and_a_killed_process(fresh_server, redis, postgres):
+    # As deployed: the processes share Redis, the signing key and the database.
+    database = postgres.create_database(f"presence_{uuid.uuid4().hex[:12]}")
+    shared = (
+        "--redis-url",
+        redis.url,
+        "--secret-key",
+        "presence-test-key",
+        "--database-url",
+        database,
+    )
     one = fresh_server(*shared)
     two = fresh_server(*shared)
 

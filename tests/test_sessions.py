@@ -6,8 +6,11 @@ import asyncio
 import json
 import sqlite3
 
+import pytest
+
 from rooms.piece import load_midi
 from server.bot import Style, play_part
+from server.client import TuttiError
 from tests.music import chorale_midi
 from tests.play import connected, upload_piece
 
@@ -131,3 +134,18 @@ async def test_sigterm_saves_rooms_in_progress(fresh_server):
             (room_id,),
         ).fetchall()
     assert rows == [("server_shutdown", 2)]
+
+
+async def test_only_participants_can_read_a_session(server):
+    host, partner, room_id, _ = await duet(server.url)
+    await host.call("room:start", {"room_id": room_id})
+    ended = await host.call("room:end", {"room_id": room_id})
+    path = f"/api/sessions/{ended['session_id']}"
+    assert (await partner.fetch_json(path))["session_id"] == ended["session_id"]
+    stranger = await connected(server.url, "stranger")
+    for fetch in (stranger.fetch_json, stranger.fetch_bytes):
+        with pytest.raises(TuttiError) as info:
+            await fetch(path if fetch is stranger.fetch_json else path + "/recording.mid")
+        assert info.value.code == "unknown_session"
+    for client in (host, partner, stranger):
+        await client.disconnect()
