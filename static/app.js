@@ -85,7 +85,151 @@
     return i < 0 ? null : 12 * (octave + 1) + i;
   }
 
-  const exportsForTests = { median, ClockEstimator, pitchName, keyPitch, KEY_CODES };
+  // -- presence (mirrors rooms/presence.py, Phoenix's syncState / syncDiff) ------------------
+
+  /**
+   * A copy of a presence state {key: {metas: [...]}} with each key's metas sorted by ref and
+   * keys without metas dropped — the canonical form rooms/presence.py keeps, so a state here
+   * equals the server's. Refs are compared as plain strings, like Python does.
+   */
+  function canonicalPresence(state) {
+    const out = {};
+    for (const [key, presence] of Object.entries(state || {})) {
+      const metas = (presence.metas || []).map((m) => ({ ...m }));
+      metas.sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+      if (metas.length) out[key] = { metas };
+    }
+    return out;
+  }
+
+  /**
+   * `state` after a presence:diff {joins, leaves}, as a new canonical state (`state` is kept).
+   * Joins first, then leaves, as Phoenix does: a meta joins unless its ref is there already
+   * (a diff may repeat what a state held), a leaving ref is dropped if present, and a user
+   * with no metas left is gone — so a user leaves only when their last device does.
+   */
+  function applyPresenceDiff(state, diff) {
+    const out = canonicalPresence(state);
+    for (const [key, presence] of Object.entries((diff && diff.joins) || {})) {
+      const metas = (out[key] = out[key] || { metas: [] }).metas;
+      const refs = new Set(metas.map((m) => m.ref));
+      for (const m of presence.metas || []) if (!refs.has(m.ref)) metas.push({ ...m });
+    }
+    for (const [key, presence] of Object.entries((diff && diff.leaves) || {})) {
+      if (!out[key]) continue;
+      const gone = new Set((presence.metas || []).map((m) => m.ref));
+      out[key].metas = out[key].metas.filter((m) => !gone.has(m.ref));
+    }
+    return canonicalPresence(out);
+  }
+
+  /** The metas of `userId` in a topic state, newest device first (by online_at). */
+  function presenceMetas(state, userId) {
+    const metas = (state && state[userId] && state[userId].metas) || [];
+    return metas.slice().sort((a, b) => (b.online_at || 0) - (a.online_at || 0));
+  }
+
+  // -- account helpers ---------------------------------------------------------------------
+
+  /** The `iat` and `exp` claims of a JWT as epoch ms ({issuedAt, expiresAt}), or null. */
+  function tokenTimes(token) {
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const claims = JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4)));
+      if (typeof claims.exp !== "number") return null;
+      const exp = claims.exp * 1000;
+      return { issuedAt: typeof claims.iat === "number" ? claims.iat * 1000 : exp, expiresAt: exp };
+    } catch (err) {
+      return null;
+    }
+  }
+
+  /**
+   * When (epoch ms, server clock) to renew an access token: `marginMs` before it expires, or a
+   * fifth of its lifetime before when it lives shorter than five margins (a server configured
+   * with very short tokens must not be asked for a new pair on every request). Null when the
+   * token carries no expiry.
+   */
+  function refreshDueMs(token, marginMs = 60000) {
+    const times = tokenTimes(token);
+    if (!times) return null;
+    const lifetime = Math.max(0, times.expiresAt - times.issuedAt);
+    return times.expiresAt - Math.min(marginMs, lifetime / 5);
+  }
+
+  /** The token of a login link's fragment (`#login=TOKEN`), or null. */
+  function loginTokenFromHash(hash) {
+    const token = new URLSearchParams(String(hash || "").replace(/^#/, "")).get("login");
+    return token ? token : null;
+  }
+
+  /** A readable device name from a user agent ("Firefox on Linux"), shown in "Your devices". */
+  function describeDevice(userAgent, platform) {
+    const ua = String(userAgent || "");
+    const browsers = [
+      [/Edg\//, "Edge"], [/OPR\/|Opera/, "Opera"], [/Firefox\//, "Firefox"],
+      [/Chrome\/|Chromium\/|CriOS\//, "Chrome"], [/Safari\//, "Safari"],
+    ];
+    const systems = [
+      [/Android/, "Android"], [/iPhone|iPad|iPod/, "iOS"], [/Windows/, "Windows"],
+      [/Mac OS X|Macintosh/, "macOS"], [/CrOS/, "ChromeOS"], [/Linux/, "Linux"],
+    ];
+    const find = (table) => (table.find(([re]) => re.test(ua)) || [])[1];
+    const browser = find(browsers) || "Browser";
+    const system = find(systems) || String(platform || "").trim();
+    return (system ? `${browser} on ${system}` : browser).slice(0, 100);
+  }
+
+  // -- practice log helpers ------------------------------------------------------------------
+
+  const MAX_LOG_MINUTES = 7 * 24 * 60; // server/logbook.py MAX_DURATION_S
+
+  /**
+   * The body of POST /api/practice/quick-log (server/logbook_api.py, fields of
+   * server/logbook.py): activity_type and duration_seconds are required, the server sets the
+   * times (start = now − duration, on its clock) and the source; blank optional fields are
+   * left out rather than sent as "". `id` is made here so a resend cannot log twice.
+   */
+  function quickLogBody({ minutes, activity, instrument, work, notes }, id) {
+    const m = Number(minutes);
+    if (!Number.isFinite(m) || m <= 0 || m > MAX_LOG_MINUTES) {
+      throw new RangeError(`minutes must be more than 0 and at most ${MAX_LOG_MINUTES}`);
+    }
+    const body = { activity_type: activity || "other", duration_seconds: Math.round(m * 60) };
+    if (id) body.id = id;
+    const text = { instrument, work_title: work, notes };
+    for (const [name, value] of Object.entries(text)) {
+      const trimmed = String(value === null || value === undefined ? "" : value).trim();
+      if (trimmed) body[name] = trimmed;
+    }
+    return body;
+  }
+
+  /** A practice duration for the log: "45 s", "25 min", "1 h 05 min". */
+  function formatPracticeTime(seconds) {
+    if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
+    if (seconds < 60) return `${Math.round(seconds)} s`;
+    const minutes = Math.round(seconds / 60);
+    if (minutes < 60) return `${minutes} min`;
+    return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+  }
+
+  const exportsForTests = {
+    median,
+    ClockEstimator,
+    pitchName,
+    keyPitch,
+    KEY_CODES,
+    canonicalPresence,
+    applyPresenceDiff,
+    presenceMetas,
+    tokenTimes,
+    refreshDueMs,
+    loginTokenFromHash,
+    describeDevice,
+    quickLogBody,
+    formatPracticeTime,
+  };
   if (typeof module !== "undefined" && module.exports) module.exports = exportsForTests;
   if (typeof document === "undefined") return; // loaded by a test runner, not a page
 
@@ -96,12 +240,24 @@
   const PIANO_HIGH = 96; // C7
   const CLOCK_INTERVAL_MS = 2000;
   const CLOCK_BURST = 8;
-  const AUTH_ERRORS = new Set(["missing_token", "invalid_token", "token_expired"]);
+  const AUTH_ERRORS = new Set(["missing_token", "invalid_token", "token_expired", "unknown_user"]);
+  // Refresh answers after which the login is over: back to the login screen.
+  const REFRESH_DEAD = new Set([
+    "invalid_refresh_token", "refresh_reused", "refresh_revoked", "refresh_expired", "unknown_user",
+  ]);
+  const REFRESH_RETRY_MS = 10000; // after a refresh failed for want of a network
+  const LOG_LIST_LIMIT = 20;
 
   const S = {
-    token: sessionStorage.getItem("tutti.token"),
-    user: JSON.parse(sessionStorage.getItem("tutti.user") || "null"),
+    // {kind: "guest" | "account", access, refresh, user}; see loadGuest() and loadAccount().
+    auth: null,
+    user: null, // S.auth.user, kept apart because most of the page only needs this
     socket: null,
+    refreshTimer: null,
+    pendingLink: null, // a login link refused with guest_in_room (it stays valid): for "Try again"
+    presence: new Map(), // topic ("user:ID", "room:ID") -> canonical presence state
+    logs: [], // newest practice logs first (GET /api/practice/logs)
+    logsTotal: 0,
     clock: new ClockEstimator(9),
     clockTimer: null,
     pieces: [],
@@ -192,13 +348,14 @@
 
   // -- REST ----------------------------------------------------------------------------------
 
-  async function api(method, path, body) {
+  /** One JSON request, `token` as a Bearer header; rejects with TuttiError (the body's code). */
+  async function request(method, path, body, token) {
     const opts = { method, headers: {} };
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
     }
-    if (S.token) opts.headers.Authorization = "Bearer " + S.token;
+    if (token) opts.headers.Authorization = "Bearer " + token;
     let resp;
     try {
       resp = await fetch(path, opts);
@@ -213,20 +370,327 @@
     return data;
   }
 
+  /**
+   * A request as this tab's user. An account's access token lives minutes: it is renewed
+   * first when due, and once more if the server still says token_expired (a client clock
+   * running late).
+   */
+  async function api(method, path, body) {
+    if (isAccount() && refreshIsDue(S.auth.access)) await refreshTokens(S.auth.access);
+    const token = S.auth ? S.auth.access : null;
+    try {
+      return await request(method, path, body, token);
+    } catch (err) {
+      if (err.code !== "token_expired" || !isAccount()) throw err;
+      await refreshTokens(token);
+      return request(method, path, body, S.auth.access);
+    }
+  }
+
+  // -- sessions: a guest or an account ---------------------------------------------------------
+  //
+  // A guest's token stays in its tab (sessionStorage: two tabs can be two guests, handy for a
+  // duet on one machine). An account's pair is shared by every tab (localStorage). Refresh
+  // tokens rotate, and presenting a spent one revokes the whole login (RFC 9700 §4.14.2), so
+  // a tab never refreshes from its memory: it re-reads the stored pair under a lock shared by
+  // the tabs, and follows the other tabs' rotations through storage events.
+
+  const ACCOUNT_KEY = "tutti.account";
+  const isAccount = () => !!S.auth && S.auth.kind === "account";
+  const isGuest = () => !!S.auth && S.auth.kind === "guest";
+
+  function readJson(storage, key) {
+    try {
+      return JSON.parse(storage.getItem(key) || "null");
+    } catch (err) {
+      return null; // a damaged entry is as good as none
+    }
+  }
+
+  function loadGuest() {
+    const access = sessionStorage.getItem("tutti.token");
+    const user = readJson(sessionStorage, "tutti.user");
+    return access && user ? { kind: "guest", access, refresh: null, user } : null;
+  }
+
+  function loadAccount() {
+    const stored = readJson(localStorage, ACCOUNT_KEY);
+    if (!stored || !stored.access_token || !stored.refresh_token || !stored.user) return null;
+    return { kind: "account", access: stored.access_token, refresh: stored.refresh_token, user: stored.user };
+  }
+
+  /** An account session from a verify or refresh answer. */
+  const accountFrom = (body) => ({
+    kind: "account",
+    access: body.access_token,
+    refresh: body.refresh_token,
+    user: body.user,
+  });
+
+  function saveSession(auth) {
+    if (auth.kind === "guest") {
+      sessionStorage.setItem("tutti.token", auth.access);
+      sessionStorage.setItem("tutti.user", JSON.stringify(auth.user));
+    } else {
+      const stored = { access_token: auth.access, refresh_token: auth.refresh, user: auth.user };
+      localStorage.setItem(ACCOUNT_KEY, JSON.stringify(stored));
+    }
+  }
+
+  /** Drop the stored session `auth` (for an account: only while the stored pair is its own). */
+  function forgetSession(auth) {
+    if (auth.kind === "guest") {
+      sessionStorage.removeItem("tutti.token");
+      sessionStorage.removeItem("tutti.user");
+    } else {
+      dropStoredPair(auth.refresh);
+    }
+  }
+
+  /** Remove the stored account if its refresh token is `refresh` (not a newer login's). */
+  function dropStoredPair(refresh) {
+    const stored = loadAccount();
+    if (stored && stored.refresh === refresh) localStorage.removeItem(ACCOUNT_KEY);
+  }
+
+  /** Make `auth` this tab's session (already stored) and keep its access token fresh. */
+  function adopt(auth) {
+    S.auth = auth;
+    S.user = auth.user;
+    S.names[auth.user.id] = auth.user.display_name;
+    scheduleRefresh();
+    renderAccount();
+  }
+
+  /** Close this tab's session: socket, timers, room and per-user panels. */
+  function teardown({ forget }) {
+    if (S.socket) S.socket.disconnect();
+    S.socket = null;
+    clearInterval(S.clockTimer);
+    clearTimeout(S.refreshTimer);
+    if (S.auth && forget) forgetSession(S.auth);
+    S.auth = null;
+    S.user = null;
+    S.presence.clear();
+    S.logs = [];
+    S.logsTotal = 0;
+    clearRoom();
+    setConn("offline", "offline");
+    $("clock-status").textContent = "";
+  }
+
+  /** Back to the login screen, saying why when it was not the user's choice. */
+  function endSession(message) {
+    teardown({ forget: true });
+    show("login");
+    setMessage($("login-message"), message || "", "error");
+  }
+
+  /** Another account (or the same one, after a login link) takes this tab over. */
+  function switchTo(auth) {
+    teardown({ forget: isGuest() });
+    adopt(auth);
+    enterLobby();
+  }
+
+  const refreshIsDue = (token) => {
+    const due = refreshDueMs(token);
+    return due !== null && serverNow() >= due;
+  };
+
+  function scheduleRefresh() {
+    clearTimeout(S.refreshTimer);
+    if (!isAccount()) return;
+    const due = refreshDueMs(S.auth.access);
+    if (due === null) return;
+    // Every tab holds the same token, so every tab's timer is due at the same moment. A random
+    // head start lets one tab go first and the others adopt its pair (storage event) — what
+    // keeps them from spending one refresh token twice where the Web Locks API is missing.
+    const wait = Math.max(0, due - serverNow());
+    S.refreshTimer = setTimeout(renewInBackground, wait - Math.random() * Math.min(10000, wait / 5));
+  }
+
+  function renewInBackground() {
+    if (!isAccount()) return;
+    refreshTokens(S.auth.access).catch((err) => {
+      // A lost login has ended the session already; a network failure is tried again.
+      if (!REFRESH_DEAD.has(err.code) && isAccount()) {
+        S.refreshTimer = setTimeout(renewInBackground, REFRESH_RETRY_MS);
+      }
+    });
+  }
+
+  let refreshing = null;
+
+  /**
+   * Renew the account's tokens because `stale` (an access token) is due or was refused. One
+   * refresh at a time in this tab, and across tabs with the Web Locks API where the page has
+   * it (secure contexts; elsewhere re-reading the stored pair narrows the race).
+   */
+  function refreshTokens(stale) {
+    if (!refreshing) {
+      const run = () => renewStoredPair(stale);
+      const done = navigator.locks ? navigator.locks.request("tutti.refresh", run) : run();
+      refreshing = done.finally(() => (refreshing = null));
+    }
+    return refreshing;
+  }
+
+  async function renewStoredPair(stale) {
+    const stored = loadAccount();
+    if (!isAccount() || !stored || stored.user.id !== S.user.id) {
+      const err = new TuttiError("refresh_revoked", "You were logged out in another tab.");
+      if (isAccount()) endSession(err.message);
+      throw err;
+    }
+    if (stored.access !== stale && !refreshIsDue(stored.access)) {
+      adopt(stored); // another tab has renewed the pair meanwhile: ours is spent
+      return;
+    }
+    let body;
+    try {
+      body = await request("POST", "/api/auth/refresh", { refresh_token: stored.refresh });
+    } catch (err) {
+      if (REFRESH_DEAD.has(err.code)) {
+        dropStoredPair(stored.refresh); // dead for every tab: they follow through storage events
+        endSession(REFRESH_MESSAGES[err.code] || REFRESH_MESSAGES.default);
+      }
+      throw err;
+    }
+    const auth = accountFrom(body);
+    saveSession(auth);
+    adopt(auth);
+  }
+
+  const REFRESH_MESSAGES = {
+    refresh_expired: "Your login has expired; please log in again.",
+    refresh_reused: "Your login was ended for safety (an old token was used again); please log in again.",
+    refresh_revoked: "You were logged out; please log in again.",
+    default: "Your login is no longer valid; please log in again.",
+  };
+
+  /** Another tab changed the stored account: follow it, so this tab never uses a spent token. */
+  function onStorage(ev) {
+    if (ev.storageArea !== localStorage || (ev.key !== ACCOUNT_KEY && ev.key !== null)) return;
+    if (!isAccount()) return; // a guest tab stays a guest until its own token stops working
+    const stored = loadAccount();
+    if (!stored) endSession("You were logged out in another tab.");
+    else if (stored.user.id !== S.user.id) switchTo(stored);
+    else adopt(stored);
+  }
+
+  async function playAsGuest(displayName) {
+    const body = await request("POST", "/api/auth/guest", { display_name: displayName });
+    const auth = { kind: "guest", access: body.access_token, refresh: null, user: body.user };
+    saveSession(auth);
+    adopt(auth);
+    localStorage.setItem("tutti.display_name", displayName);
+    setMessage($("login-message"), "");
+    enterLobby();
+  }
+
+  const LINK_REQUEST_ERRORS = {
+    invalid_email: "That does not look like an e-mail address.",
+    too_many_links: "Too many links went to this address lately; please wait a quarter of an hour.",
+    mail_failed: "The server could not send the mail; please try again later.",
+  };
+
+  /**
+   * Ask for a login link. A guest's token goes along: verifying the link then moves the
+   * guest's practice to the account.
+   */
+  async function requestLink(email, messageBox) {
+    setMessage(messageBox, "Sending…");
+    let body;
+    try {
+      body = await request("POST", "/api/auth/login", { email }, isGuest() ? S.auth.access : null);
+    } catch (err) {
+      setMessage(messageBox, LINK_REQUEST_ERRORS[err.code] || `${err.message} (${err.code})`, "error");
+      return;
+    }
+    const minutes = Math.max(1, Math.round(body.expires_in / 60));
+    setMessage(
+      messageBox,
+      `We sent a login link to ${body.email}: check your mail and open the link within ${minutes} minutes. ` +
+        "(A server without SMTP writes the mail to its outbox folder, DATA_DIR/outbox, and the link to its log.)" +
+        (isGuest() ? " Your guest practice moves to the account when you open it." : ""),
+      "ok",
+    );
+  }
+
+  const LINK_ERRORS = {
+    guest_in_room:
+      "Your guest is still playing in a room. Finish or leave that room, then try again: the link stays valid.",
+    link_used: "This login link has already been used. Ask for a new one below.",
+    link_expired: "This login link has expired (links work for 10 minutes). Ask for a new one below.",
+    invalid_link: "This login link is not valid. Ask for a new one below.",
+  };
+
+  /** Trade a login link's token for the account's tokens and enter as the account; true if done. */
+  async function takeLoginLink(token) {
+    setMessage($("login-message"), "Checking your login link…");
+    let body;
+    try {
+      body = await request("POST", "/api/auth/verify", { token, device_id: deviceId() });
+    } catch (err) {
+      // Only guest_in_room leaves the link usable: keep it for a retry.
+      S.pendingLink = err.code === "guest_in_room" ? token : null;
+      $("verify-retry").hidden = !S.pendingLink;
+      const text = LINK_ERRORS[err.code] || `${err.message} (${err.code})`;
+      setMessage($("login-message"), text, "error");
+      if (S.auth) toast(text, "error"); // the login screen is not showing
+      return false;
+    }
+    S.pendingLink = null;
+    $("verify-retry").hidden = true;
+    setMessage($("login-message"), "");
+    const auth = accountFrom(body);
+    saveSession(auth);
+    switchTo(auth); // a guest of this tab was merged (or replaced): its token is dropped
+    if (body.merged) toast("Logged in: your guest practice is now in your account.");
+    else toast(`Logged in as ${auth.user.display_name}.`);
+    return true;
+  }
+
+  /** Leave deliberately: the account's login ends on the server too. */
+  async function logOut() {
+    await leaveRoom();
+    if (isAccount()) {
+      try {
+        await request("POST", "/api/auth/logout", { refresh_token: loadAccountRefresh() });
+      } catch (err) {
+        if (!REFRESH_DEAD.has(err.code)) showError(err);
+      }
+    }
+    endSession();
+  }
+
+  /** The newest refresh token of this tab's login (another tab may have rotated it). */
+  function loadAccountRefresh() {
+    const stored = loadAccount();
+    return stored && stored.user.id === S.user.id ? stored.refresh : S.auth.refresh;
+  }
+
   // -- Socket.IO -----------------------------------------------------------------------------
 
   function deviceId() {
     let id = localStorage.getItem("tutti.device_id");
     if (!id) {
-      id = Math.random().toString(16).slice(2, 14).padEnd(12, "0");
+      id = randomHex(12);
       localStorage.setItem("tutti.device_id", id);
     }
     return id;
   }
 
+  /** `n` random hex digits (crypto.getRandomValues works outside secure contexts too). */
+  function randomHex(n) {
+    const bytes = crypto.getRandomValues(new Uint8Array(Math.ceil(n / 2)));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, n);
+  }
+
   function deviceName() {
-    const platform = (navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform || "";
-    return ("browser " + platform).trim().slice(0, 100);
+    const platform = (navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform;
+    return describeDevice(navigator.userAgent, platform);
   }
 
   /** Emit with an ack; resolves with the ack, rejects with TuttiError on an error ack or timeout. */
@@ -247,45 +711,91 @@
     pill.textContent = text || state;
   }
 
+  /** The handshake's auth; an account's token is renewed first when due (saves a refusal). */
+  function handshake(cb) {
+    const send = () => cb({ token: S.auth ? S.auth.access : "", device_id: deviceId(), device_name: deviceName() });
+    if (isAccount() && refreshIsDue(S.auth.access)) refreshTokens(S.auth.access).then(send, send);
+    else send();
+  }
+
   function connect() {
     if (S.socket) S.socket.disconnect();
     const socket = io({
       path: "/socket.io/",
       transports: ["websocket", "polling"],
       tryAllTransports: true,
-      auth: (cb) => cb({ token: S.token, device_id: deviceId(), device_name: deviceName() }),
+      auth: handshake,
     });
     S.socket = socket;
     setConn("connecting", "connecting…");
+    // Events of a socket this tab has replaced (another login) change nothing.
+    const on = (event, fn) => socket.on(event, (...args) => S.socket === socket && fn(...args));
 
-    socket.on("connect", async () => {
+    on("connect", async () => {
       setConn("online", "online");
+      loadLogs().catch(console.warn); // pokes sent while offline were missed
       await syncClock(CLOCK_BURST);
       clearInterval(S.clockTimer);
       S.clockTimer = setInterval(() => clockExchange().catch(() => {}), CLOCK_INTERVAL_MS);
       if (S.roomId && S.joinedAs && !S.finished) rejoin();
     });
-    socket.on("connect_error", (err) => {
-      const code = err && err.data && err.data.code;
-      if (AUTH_ERRORS.has(code)) {
-        toast("Your guest pass is no longer valid; please enter again.", "error");
-        logout();
-        return;
-      }
-      setConn("offline", "offline — retrying");
-    });
-    socket.on("disconnect", (reason) => {
+    on("connect_error", (err) => onConnectError(socket, err));
+    on("disconnect", (reason) => {
       clearInterval(S.clockTimer);
       setConn("offline", reason === "io client disconnect" ? "offline" : "offline — retrying");
+      // Presence comes again as a whole state on the next connect.
+      S.presence.clear();
+      invalidate("devices", "members");
       if (reason === "io server disconnect") socket.connect();
     });
 
-    socket.on("room:state", onRoomState);
-    socket.on("room:started", onRoomStarted);
-    socket.on("room:finished", onRoomFinished);
-    socket.on("score:update", onScoreUpdate);
-    socket.on("note", (d) => onPartnerNotes(d, [d]));
-    socket.on("notes", (d) => onPartnerNotes(d, d.events || []));
+    on("room:state", onRoomState);
+    on("room:started", onRoomStarted);
+    on("room:finished", onRoomFinished);
+    on("score:update", onScoreUpdate);
+    on("note", (d) => onPartnerNotes(d, [d]));
+    on("notes", (d) => onPartnerNotes(d, d.events || []));
+    on("presence:state", onPresenceState);
+    on("presence:diff", onPresenceDiff);
+    on("sync:poke", () => loadLogs().catch(console.warn));
+  }
+
+  /**
+   * The server refused the handshake ({code, message}). A refused socket does not retry by
+   * itself: after a refresh it is connected again here.
+   */
+  async function onConnectError(socket, err) {
+    const code = err && err.data && err.data.code;
+    if (!AUTH_ERRORS.has(code)) {
+      setConn("offline", "offline — retrying");
+      return;
+    }
+    if (code === "token_expired" && isAccount()) {
+      try {
+        await refreshTokens(S.auth.access);
+      } catch (refreshErr) {
+        if (!REFRESH_DEAD.has(refreshErr.code)) setTimeout(() => S.socket === socket && socket.connect(), REFRESH_RETRY_MS);
+        return;
+      }
+      if (S.socket === socket) socket.connect();
+      return;
+    }
+    // A guest refused after another tab verified a login link was merged into that account.
+    const account = isGuest() && loadAccount();
+    if (account) {
+      toast("You are logged in now: your guest practice moved to your account.");
+      switchTo(account);
+      return;
+    }
+    endSession(connectRefusal(code));
+  }
+
+  function connectRefusal(code) {
+    if (isAccount()) return "Your login is no longer valid; please log in again.";
+    if (code === "unknown_user") {
+      return "This guest has moved into an account (a login link was opened): log in with that e-mail to go on, or play as a new guest.";
+    }
+    return "Your guest pass is no longer valid; please enter again.";
   }
 
   async function clockExchange() {
@@ -322,39 +832,25 @@
     $("login-view").hidden = view !== "login";
     $("lobby-view").hidden = view !== "lobby";
     $("room-view").hidden = view !== "room";
+    $("me-view").hidden = view === "login";
     $("logout-btn").hidden = view === "login";
     $("who").textContent = S.user && view !== "login" ? S.user.display_name : "";
+    document.documentElement.dataset.view = view; // lets tests and styles see the screen
   }
 
-  async function login(displayName) {
-    const body = await api("POST", "/api/auth/guest", { display_name: displayName });
-    S.token = body.access_token;
-    S.user = body.user;
-    S.names[S.user.id] = S.user.display_name;
-    sessionStorage.setItem("tutti.token", S.token);
-    sessionStorage.setItem("tutti.user", JSON.stringify(S.user));
-    localStorage.setItem("tutti.display_name", displayName);
-    enterLobby();
-  }
-
-  function logout() {
-    if (S.socket) S.socket.disconnect();
-    S.socket = null;
-    clearInterval(S.clockTimer);
-    S.token = null;
-    S.user = null;
-    sessionStorage.removeItem("tutti.token");
-    sessionStorage.removeItem("tutti.user");
-    clearRoom();
-    setConn("offline", "offline");
-    $("clock-status").textContent = "";
-    show("login");
+  /** A status line under a form: `kind` "error", "ok" or plain; empty text hides it. */
+  function setMessage(box, text, kind = "") {
+    box.textContent = text;
+    box.dataset.kind = kind;
+    box.hidden = !text;
   }
 
   function enterLobby() {
     if (!S.socket) connect();
     show("lobby");
     loadPieces().catch(showError);
+    loadLogs().catch(showError);
+    invalidate("devices");
     const hash = new URLSearchParams(location.hash.slice(1));
     if (hash.get("room")) {
       $("join-room-id").value = hash.get("room");
@@ -499,6 +995,8 @@
     S.lastNote = {};
     S.sounding.clear();
     S.sentOn.clear();
+    // A room's presence is only sent to its members: what is kept of it would go stale.
+    for (const topic of [...S.presence.keys()]) if (topic.startsWith("room:")) S.presence.delete(topic);
     $("note-log").replaceChildren();
     $("results-card").hidden = true;
     $("countin").classList.remove("counting", "pulse");
@@ -586,6 +1084,179 @@
     while (list.childElementCount > 40) list.lastElementChild.remove();
   }
 
+  // -- presence: this user's devices, the room's members ----------------------------------------
+
+  function onPresenceState(msg) {
+    S.presence.set(msg.topic, canonicalPresence(msg.state));
+    invalidatePresence(msg.topic);
+  }
+
+  function onPresenceDiff(msg) {
+    // A diff that comes before its topic's state is in that state already.
+    if (!S.presence.has(msg.topic)) return;
+    S.presence.set(msg.topic, applyPresenceDiff(S.presence.get(msg.topic), msg));
+    invalidatePresence(msg.topic);
+  }
+
+  const invalidatePresence = (topic) => invalidate(topic.startsWith("user:") ? "devices" : "members");
+
+  /** The presence state of the room this tab is in, or null before it arrives. */
+  const roomPresence = () => (S.roomId ? S.presence.get("room:" + S.roomId) || null : null);
+
+  const STATUS_TEXT = { idle: "idle", practicing: "practicing", listening: "listening" };
+
+  function renderDevices() {
+    const list = $("devices-list");
+    const state = S.user ? S.presence.get("user:" + S.user.id) : null;
+    $("this-device").textContent = deviceName();
+    if (!state) {
+      const connected = S.socket && S.socket.connected;
+      list.replaceChildren(el("li", { class: "muted small" }, connected ? "…" : "offline: devices show once connected"));
+      return;
+    }
+    list.replaceChildren(...presenceMetas(state, S.user.id).map(deviceItem));
+  }
+
+  function deviceItem(meta) {
+    const here = meta.device_id === deviceId();
+    return el(
+      "li",
+      null,
+      el("span", { class: "dot", "data-status": meta.status, title: STATUS_TEXT[meta.status] || meta.status }),
+      " ",
+      el("b", null, meta.device_name || meta.device_id),
+      here ? el("span", { class: "muted" }, " (this device)") : null,
+      el("div", { class: "muted small" }, deviceActivity(meta)),
+    );
+  }
+
+  function deviceActivity(meta) {
+    let where = "";
+    if (meta.room_id) {
+      const name = meta.room_id === S.roomId && S.room && S.room.name ? S.room.name : meta.room_id;
+      where = ` in room ${name}`;
+    }
+    // online_at is on the server clock.
+    const since = new Date(S.clock.toClient(meta.online_at)).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return `${STATUS_TEXT[meta.status] || meta.status}${where} · online since ${since}`;
+  }
+
+  /** The members table's presence cell: the member's devices in this room and what they do. */
+  function presenceCell(userId) {
+    const metas = presenceMetas(roomPresence(), userId);
+    if (!metas.length) return el("td", { class: "muted", title: "no device of this member is in the room" }, "offline");
+    const detail = metas.map((m) => `${m.device_name || m.device_id}: ${STATUS_TEXT[m.status] || m.status}`);
+    return el(
+      "td",
+      { title: detail.join("\n") },
+      el("span", { class: "dot", "data-status": metas[0].status }),
+      " ",
+      STATUS_TEXT[metas[0].status] || metas[0].status,
+      metas.length > 1 ? el("span", { class: "muted" }, ` · ${metas.length} devices`) : null,
+    );
+  }
+
+  // -- account panel ---------------------------------------------------------------------------
+
+  function renderAccount() {
+    const guest = !isAccount();
+    $("account-guest").hidden = !guest;
+    $("account-user").hidden = guest;
+    if (!guest) $("account-email").textContent = S.user.email || S.user.display_name;
+  }
+
+  // -- practice log ----------------------------------------------------------------------------
+
+  let logsLoading = null;
+  let logsAgain = false;
+
+  /**
+   * Fetch the newest logs (GET /api/practice/logs, newest first). Pokes come in bursts: one
+   * request at a time, and one more after it when something asked meanwhile.
+   */
+  function loadLogs() {
+    if (!S.auth) return Promise.resolve();
+    if (logsLoading) {
+      logsAgain = true;
+      return logsLoading;
+    }
+    logsLoading = (async () => {
+      do {
+        logsAgain = false;
+        const data = await api("GET", `/api/practice/logs?limit=${LOG_LIST_LIMIT}`);
+        S.logs = data.logs || [];
+        S.logsTotal = data.total || 0;
+        renderLogs();
+      } while (logsAgain && S.auth);
+    })().finally(() => (logsLoading = null));
+    return logsLoading;
+  }
+
+  let pendingLogId = null; // the id of an entry being sent: a resend after a failure is not a second entry
+
+  async function submitQuickLog() {
+    pendingLogId = pendingLogId || randomHex(32);
+    const body = quickLogBody(
+      {
+        minutes: $("log-minutes").value,
+        activity: $("log-activity").value,
+        instrument: $("log-instrument").value,
+        work: $("log-work").value,
+        notes: $("log-notes").value,
+      },
+      pendingLogId,
+    );
+    try {
+      await api("POST", "/api/practice/quick-log", body);
+    } catch (err) {
+      if (err.code !== "already_exists") throw err; // already_exists: the first try got through
+    }
+    pendingLogId = null;
+    $("log-notes").value = ""; // the instrument and activity stay: the next entry likely shares them
+    $("log-work").value = "";
+    localStorage.setItem("tutti.instrument", $("log-instrument").value.trim());
+    toast("Practice logged.");
+    await loadLogs();
+  }
+
+  /** Labels of activity types, from the quick-log form's options (one list, in the page). */
+  const activityLabel = (type) => {
+    const option = [...$("log-activity").options].find((o) => o.value === type);
+    return option ? option.textContent : type;
+  };
+
+  const SOURCE_LABELS = { room: "room", quick_log: "quick log", timer: "timer", manual: "manual" };
+
+  function renderLogs() {
+    $("log-empty").hidden = S.logs.length > 0;
+    $("log-count").textContent = S.logsTotal > S.logs.length ? `newest ${S.logs.length} of ${S.logsTotal}` : "";
+    $("log-list").replaceChildren(...S.logs.map(logItem));
+  }
+
+  function logItem(log) {
+    const title = log.work_title || activityLabel(log.activity_type);
+    const when = log.start_time
+      ? new Date(log.start_time).toLocaleString([], { dateStyle: "medium", timeStyle: "short" })
+      : "—";
+    const bits = [
+      when,
+      formatPracticeTime(log.duration_seconds),
+      log.work_title ? activityLabel(log.activity_type) : null,
+      log.part,
+      log.instrument,
+      log.accuracy_percentage !== null && log.accuracy_percentage !== undefined
+        ? `accuracy ${Math.round(log.accuracy_percentage)}%`
+        : null,
+    ];
+    return el(
+      "li",
+      { class: "log-entry", "data-source": log.source },
+      el("div", null, el("b", null, title), " ", el("span", { class: "badge" }, SOURCE_LABELS[log.source] || log.source)),
+      el("div", { class: "muted small" }, bits.filter(Boolean).join(" · ")),
+      log.notes ? el("div", { class: "small log-notes" }, log.notes) : null,
+    );
+  }
+
   // -- rendering (coalesced per animation frame) ---------------------------------------------
 
   const dirty = new Set();
@@ -602,6 +1273,7 @@
   function renderDirty() {
     frameRequested = false;
     const all = dirty.has("all");
+    if (dirty.has("devices")) renderDevices(); // not tied to a room
     if (!S.roomId) return dirty.clear();
     if (all || dirty.has("room")) renderRoomHead();
     if (all || dirty.has("members")) renderMembers();
@@ -644,6 +1316,7 @@
           null,
           el("td", null, el("span", { class: "swatch", style: `background:${colorOf(m.user_id)}` }), r.host === m.user_id ? " ★" : ""),
           el("td", { title: r.host === m.user_id ? "host" : null }, nameOf(m.user_id)),
+          presenceCell(m.user_id),
           el("td", null, m.role),
           el("td", null, [m.part, m.instrument].filter(Boolean).join(" · ") || "—"),
           el("td", null, fmt(m.rtt_ms, 0, " ms")),
@@ -1156,13 +1829,58 @@
     };
   }
 
-  function boot() {
+  function wireAccount() {
     $("display-name").value = localStorage.getItem("tutti.display_name") || "";
-    $("login-form").addEventListener("submit", guard(() => login($("display-name").value.trim())));
-    $("logout-btn").addEventListener("click", guard(async () => {
-      await leaveRoom();
-      logout();
-    }));
+    $("login-form").addEventListener("submit", guard(() => playAsGuest($("display-name").value.trim())));
+    $("email-form").addEventListener("submit", guard(() => requestLink($("email").value.trim(), $("login-message"))));
+    $("upgrade-form").addEventListener(
+      "submit",
+      guard(() => requestLink($("upgrade-email").value.trim(), $("upgrade-message"))),
+    );
+    $("verify-retry").addEventListener("click", guard(() => S.pendingLink && takeLoginLink(S.pendingLink)));
+    $("logout-btn").addEventListener("click", guard(logOut));
+    window.addEventListener("storage", onStorage);
+    // A login link pasted into the address bar of an open page changes only the fragment.
+    window.addEventListener("hashchange", () => {
+      const link = takeLinkFromAddress();
+      if (link) takeLoginLink(link).catch(showError);
+    });
+  }
+
+  function wireLogbook() {
+    $("log-instrument").value = localStorage.getItem("tutti.instrument") || "";
+    $("quick-log-form").addEventListener("submit", guard(submitQuickLog));
+    $("quick-log-form").addEventListener("input", () => (pendingLogId = null)); // an edited entry is a new one
+    $("refresh-logs").addEventListener("click", guard(loadLogs));
+  }
+
+  /** A login link's token from the address, removed from it at once (the link works once). */
+  function takeLinkFromAddress() {
+    const link = loginTokenFromHash(location.hash);
+    if (link) history.replaceState(null, "", location.pathname + location.search);
+    return link;
+  }
+
+  /** Start: a login link in the address first, else this tab's guest, else the account. */
+  async function resume() {
+    const link = takeLinkFromAddress();
+    const session = loadGuest() || loadAccount();
+    const enter = (auth) => {
+      adopt(auth);
+      enterLobby();
+    };
+    if (!link) return session ? enter(session) : show("login");
+    show("login");
+    const ok = await takeLoginLink(link).catch((err) => (showError(err), false));
+    if (!ok && session) {
+      enter(session);
+      toast($("login-message").textContent, "error");
+    }
+  }
+
+  function boot() {
+    wireAccount();
+    wireLogbook();
     $("refresh-pieces").addEventListener("click", guard(loadPieces));
     $("create-piece").addEventListener("change", onPieceChange);
     $("create-mode").addEventListener("change", onModeChange);
@@ -1195,12 +1913,7 @@
     setInterval(scheduleClicks, 25);
     requestAnimationFrame(tick);
 
-    if (S.token && S.user) {
-      S.names[S.user.id] = S.user.display_name;
-      enterLobby();
-    } else {
-      show("login");
-    }
+    resume();
     // For smoke tests: the script ran to the end and the Socket.IO client is there.
     document.documentElement.dataset.app = typeof io === "function" ? "ready" : "no-socketio";
   }
