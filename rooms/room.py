@@ -17,7 +17,8 @@ players connected to it. At the end each process hands in
 :class:`PlayerPartial` s for its players (:meth:`Room.partials`) and one
 process merges them into the :class:`FinishedRoom` (:meth:`Room.finish`
 with ``remote``): per player the partial with the most recorded events
-wins, asynchrony is computed over the chosen partials' matched onsets and the
+wins (a player who moved from a stopped process has its events replayed with
+:meth:`Room.absorb`), asynchrony is computed over the chosen partials' matched onsets and the
 recording is rebuilt from their events in sequence order. With no remote
 partials :meth:`Room.finish` is the single-process finish.
 """
@@ -590,6 +591,33 @@ class Room:
         return self.finished
 
     # -- sharing between processes ------------------------------------------------------
+
+    def absorb(self, partial: PlayerPartial) -> int:
+        """Replay another process's recorded events of a player into this replica.
+
+        Used when a player moves here from a process that stopped: the events
+        are scored and recorded again, in their order, so the player's scorer
+        ends up as it was there. Events already recorded here (same ``seq``)
+        are skipped. Returns how many events were replayed.
+        """
+        player = self._players.get(partial.user_id)
+        if player is None or self.start_at_ms is None:
+            return 0
+        known = {e.seq for e in self.recording.events}
+        replayed = 0
+        for event in sorted(partial.events, key=lambda e: e.seq):
+            if event.seq in known:
+                continue
+            if player.scorer is not None:
+                if event.type == "on":
+                    player.scorer.note_on(event.pitch, event.t_ms - self.start_at_ms)
+                else:
+                    player.scorer.note_off(event.pitch, event.t_ms - self.start_at_ms)
+            elif event.type == "on":
+                player.notes_played += 1
+            self.recording.add(event)
+            replayed += 1
+        return replayed
 
     def snapshot(self) -> dict[str, Any]:
         """The shared part of the room (no scorers, no notes) as JSON-ready data."""

@@ -22,6 +22,10 @@ last write):
   process that finishes the room; everyone else backs off.
 * ``tutti:room:{id}:partials:{session}`` — list: each process's
   :class:`rooms.room.PlayerPartial` s (JSON), pushed on request.
+* ``tutti:room:{id}:handoff`` — hash node → partials that a process left
+  when it stopped (``SIGTERM``) with players of a room that goes on
+  elsewhere; merged at the finish, and replayed into the scorer of a player
+  who rejoins on another process.
 * ``tutti:room:{id}:finished`` — the ``room:finished`` payload, once saved.
 
 Control messages travel on one pub/sub channel ``tutti:roomctl`` (JSON
@@ -187,6 +191,19 @@ class RoomDirectory:
                     )
                 return [p for g in got for p in g["partials"]]
             await asyncio.sleep(0.02)
+
+    async def hand_off(self, room_id: str, partials: list[dict]) -> None:
+        """A stopping process leaves its players' partials for the others."""
+        key = f"{PREFIX}{room_id}:handoff"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, self.node_id, orjson.dumps(partials))
+            pipe.expire(key, ROOM_TTL_S)
+            await pipe.execute()
+
+    async def handed_off(self, room_id: str) -> list[dict]:
+        """Every partial stopped processes left for ``room_id``."""
+        values = await self.redis.hvals(f"{PREFIX}{room_id}:handoff")
+        return [p for v in values for p in orjson.loads(v)]
 
     async def set_finished(self, room_id: str, payload: dict[str, Any]) -> None:
         await self.redis.set(f"{PREFIX}{room_id}:finished", orjson.dumps(payload), ex=ROOM_TTL_S)

@@ -200,6 +200,12 @@ class RoomManager:
                 raise RoomError(
                     "already_joined", "you are already in this room (from another device?)"
                 )
+            if self.directory is not None:
+                node = self._nodes[room.room_id].get(connection.user_id)
+                if connection.user_id in room.members and node != self.directory.node_id:
+                    # The newest connection owns the membership: the user's old process
+                    # died (or the user moved); the player keeps the part and the scoring.
+                    room.leave(connection.user_id, int(now_ms()))
             member = room.join(
                 connection.user_id,
                 connection.display_name,
@@ -215,6 +221,12 @@ class RoomManager:
             return member
 
         room, member = await self._change(msg.room_id, join)
+        if self.directory is not None and member.role == "player" and room.start_at_ms is not None:
+            # Back after this player's process stopped: its scoring so far comes along.
+            with contextlib.suppress(*REDIS_ERRORS):
+                for partial in await self.directory.handed_off(room.room_id):
+                    if partial["user_id"] == connection.user_id:
+                        room.absorb(PlayerPartial.from_dict(partial))
         self._room_sids[room.room_id][connection.user_id] = sid
         connection.rooms.add(room.room_id)
         await self.sio.enter_room(sid, room.room_id)
@@ -245,6 +257,10 @@ class RoomManager:
         def leave(room: Room) -> bool:
             if connection.user_id not in room.members:
                 return False
+            if self.directory is not None and (
+                self._nodes[room.room_id].get(connection.user_id) != self.directory.node_id
+            ):
+                return False  # the user has joined again on another process meanwhile
             return room.leave(connection.user_id, int(now_ms()))
 
         try:
@@ -436,6 +452,7 @@ class RoomManager:
         nodes = set(self._nodes.get(room_id, {}).values()) - {directory.node_id}
         await directory.publish(room_id, "collect", s=session_id, e=ended)
         remote = await directory.gather_partials(room_id, session_id, nodes, GATHER_TIMEOUT_S)
+        remote += await directory.handed_off(room_id)
         finished = room.finish(
             reason, ended, session_id, remote=[PlayerPartial.from_dict(p) for p in remote]
         )
@@ -502,6 +519,7 @@ class RoomManager:
                     nodes = self._nodes.get(room.room_id, {})
                     present = room.players_present()
                     if not present or any(nodes.get(u) != self.directory.node_id for u in present):
+                        await self._hand_off(room)
                         continue
                 try:
                     await self._finish(room, "server_shutdown")
@@ -513,6 +531,19 @@ class RoomManager:
     async def _publish_state(self, room: Room) -> None:
         self._state_published[room.room_id] = time.monotonic()
         await self.sio.emit("room:state", room.state(now_ms()), room=room.room_id)
+
+    async def _hand_off(self, room: Room) -> None:
+        """Shutdown: leave our players' partials in Redis for the process that finishes."""
+        assert self.directory is not None
+        mine = {e.user_id for e in room.recording.events} | set(self._local_players(room))
+        if not mine:
+            return
+        try:
+            partials = room.partials(int(now_ms()), sorted(mine))
+            await self.directory.hand_off(room.room_id, [p.to_dict() for p in partials])
+            log.info("room %s: handed %d players' partials off", room.room_id, len(partials))
+        except Exception:
+            log.exception("could not hand room %s off", room.room_id)
 
     def _local_players(self, room: Room) -> list[str]:
         """Players of ``room`` connected to this process."""
@@ -602,6 +633,14 @@ class RoomManager:
         if kind == "changed":
             if room is not None and not room.is_finished:
                 await self._refresh(room_id)
+                nodes = self._nodes.get(room_id, {})
+                for user_id, sid in list(self._room_sids.get(room_id, {}).items()):
+                    if nodes.get(user_id) != self.directory.node_id:  # moved to another process
+                        self._room_sids[room_id].pop(user_id, None)
+                        await self.sio.leave_room(sid, room_id)
+                        connection = self.connections.get(sid)
+                        if connection is not None:
+                            connection.rooms.discard(room_id)
         elif kind == "collect":  # every process answers, so nobody is waited for in vain
             partials: list[dict] = []
             if room is not None and room.start_at_ms is not None:

@@ -9,15 +9,20 @@ finished room is gathered and saved exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import uuid
+from itertools import groupby
 
 import asyncpg
 import pytest
 
 from rooms.notes import NoteEvent
+from rooms.performance import choose_mistakes, humanize
 from rooms.piece import load_midi
 from rooms.room import PlayerPartial, Room
 from server.bot import Style, play_part
+from server.client import TuttiClient, local_ms
 from tests.music import chorale_midi
 from tests.play import connected, upload_piece
 from tests.test_real_music import check_player
@@ -244,3 +249,141 @@ def test_finish_merges_partials_from_other_processes():
     assert sorted(len(p.notes) for p in recording.parts) == sorted(
         [len(piece.part("Soprano").notes), len(piece.part("Bass").notes)]
     )
+
+
+async def _duet_with_a_stopped_process(cluster, sig: int):
+    """Soprano on process one, bass on process two; mid-piece process two gets ``sig`` and
+    the bass moves to process one (same user, new connection) and plays on.
+
+    Returns ``(finished payloads, soprano, bass result counts info, database, clients)``.
+    """
+    database, (one, two) = cluster(2)
+    midi = chorale_midi("bach/bwv66.6")
+    piece = load_midi(midi, title="BWV 66.6 fault")
+    host = await connected(one.url, "host")
+    info = await upload_piece(host, midi, title="BWV 66.6 fault")
+    room_id = (
+        await host.call(
+            "room:create",
+            {"piece_id": info["id"], "mode": "duet", "tempo_bpm": TEMPO, "count_in_beats": 2},
+        )
+    )["room"]["room_id"]
+    await host.call("room:join", {"room_id": room_id, "role": "spectator"})
+    soprano = await connected(one.url, "soprano player")
+    bass = await connected(two.url, "bass player")
+    await soprano.call("room:join", {"room_id": room_id, "role": "player", "part": "Soprano"})
+    await bass.call("room:join", {"room_id": room_id, "role": "player", "part": "Bass"})
+    started = await host.call("room:start", {"room_id": room_id})
+    time_scale = piece.bpm / TEMPO
+    bass_style = Style(wrong=1, seed=42)
+    moved: dict = {}
+
+    async def switch():
+        two.proc.send_signal(sig)
+        if sig == signal.SIGTERM:  # graceful: the process lets its clients go
+            for _ in range(200):
+                if not bass.sio.connected:
+                    break
+                await asyncio.sleep(0.02)
+            assert not bass.sio.connected
+        new = TuttiClient(one.url)
+        new.token, new.user = bass.token, bass.user
+        await new.connect(device_id="bass-again")
+        await new.sync_clock(5)
+        await new.call("room:join", {"room_id": room_id, "role": "player", "part": "Bass"})
+        moved["client"] = new
+        return new
+
+    soprano_task = play_part(
+        soprano,
+        room_id,
+        piece.part("Soprano"),
+        start_at=started["start_at"],
+        time_scale=time_scale,
+        style=Style(jitter_ms=15, dropped=2, seed=41),
+    )
+    bass_task = play_part_switching(
+        bass,
+        room_id,
+        piece.part("Bass"),
+        start_at=started["start_at"],
+        time_scale=time_scale,
+        style=bass_style,
+        switch_at=0.5,
+        switch=switch,
+    )
+    _, sent_after = await asyncio.gather(soprano_task, bass_task)
+    new_bass = moved["client"]
+    finished = [await c.wait_for("room:finished", timeout=60) for c in (host, soprano, new_bass)]
+    assert finished[0] == finished[1] == finished[2]
+    db = await asyncpg.connect(_pg(database))
+    try:
+        sessions = await db.fetch("SELECT id FROM practice_sessions WHERE room_id = $1", room_id)
+        assert [r["id"] for r in sessions] == [finished[0]["session_id"]]
+        logs = await db.fetchval(
+            "SELECT count(*) FROM practice_logs WHERE session_id = $1", finished[0]["session_id"]
+        )
+        assert logs == 2
+    finally:
+        await db.close()
+    results = finished[0]["results"]
+    check_player(results[soprano.user["id"]], dropped=2)
+    for client in (host, soprano, new_bass):
+        await client.disconnect()
+    with contextlib.suppress(Exception):
+        await bass.disconnect()
+    return results[bass.user["id"]], sent_after, piece
+
+
+async def play_part_switching(
+    client, room_id, part, *, start_at, time_scale, style, switch_at, switch
+):
+    """Like :func:`server.bot.play_part`, but after ``switch_at`` of the note groups
+    ``switch()`` gives the client to go on with. Returns the note-ons sent after it."""
+    mistakes = choose_mistakes(
+        part.notes, dropped=style.dropped, wrong=style.wrong, seed=style.seed
+    )
+    plan = humanize(
+        part.notes,
+        time_scale=time_scale,
+        tempo_ratio=style.tempo_ratio,
+        jitter_ms=style.jitter_ms,
+        mistakes=mistakes,
+        seed=style.seed,
+    )
+    groups = [list(g) for _, g in groupby(plan, key=lambda e: round(e.t_ms, 1))]
+    cut = int(len(groups) * switch_at)
+    ons_after = 0
+    for index, group in enumerate(groups):
+        if index == cut:
+            client = await switch()
+        due = start_at + group[0].t_ms
+        delay = (client.clock.to_client(due) - local_ms()) / 1000.0
+        if delay > 0:
+            await asyncio.sleep(delay)
+        events = [
+            {"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": start_at + e.t_ms}
+            for e in group
+        ]
+        await client.call("notes", {"room_id": room_id, "events": events})
+        if index >= cut:
+            ons_after += sum(e.type == "on" for e in group)
+    return ons_after
+
+
+async def test_sigterm_hands_the_players_scoring_over(cluster):
+    """Graceful stop mid-duet: the stopping process leaves its player's scoring in Redis;
+    the player rejoins on the other process and ends with exact counts."""
+    bass, _, piece = await _duet_with_a_stopped_process(cluster, signal.SIGTERM)
+    assert bass["notes_expected"] == len(piece.part("Bass").notes)
+    check_player(bass, wrong=1)
+
+
+async def test_sigkill_mid_duet_the_room_goes_on_and_is_saved_once(cluster):
+    """A process dies mid-duet: its player rejoins elsewhere and finishes; what the dead
+    process had scored is lost (no recovery stream), the room is saved once."""
+    bass, sent_after, piece = await _duet_with_a_stopped_process(cluster, signal.SIGKILL)
+    assert bass["notes_expected"] == len(piece.part("Bass").notes)
+    assert bass["notes_played"] == sent_after
+    assert bass["complete"] is True
+    assert 0 < bass["notes_matched"] <= sent_after
