@@ -7,6 +7,20 @@ refused. The server owns the timers and the sockets.
 
 Phases: ``waiting`` (members join) → ``counting_in`` (started, before
 ``start_at``) → ``playing`` → ``finished``.
+
+Several processes (issue 4) share one room through a *snapshot*
+(:meth:`Room.snapshot`, JSON-ready: settings, host, start, members and
+players, no scorers) kept in Redis; each process keeps a replica
+(:meth:`Room.from_snapshot`, refreshed with :meth:`Room.apply_snapshot`,
+which keeps the replica's scorers and recording) and scores only the
+players connected to it. At the end each process hands in
+:class:`PlayerPartial` s for its players (:meth:`Room.partials`) and one
+process merges them into the :class:`FinishedRoom` (:meth:`Room.finish`
+with ``remote``): per player the partial with the most recorded events
+wins (a player who moved from a stopped process has its events replayed with
+:meth:`Room.absorb`), asynchrony is computed over the chosen partials' matched onsets and the
+recording is rebuilt from their events in sequence order. With no remote
+partials :meth:`Room.finish` is the single-process finish.
 """
 
 from __future__ import annotations
@@ -70,6 +84,62 @@ class Member:
             "instrument": self.instrument,
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PlayerPartial:
+    """One player's final outcome as scored by one process (see the module docstring).
+
+    ``left_at_ms`` is ``None`` while the player is present; ``onsets_by_tick``
+    is :meth:`rooms.scoring.Scorer.matched_onsets_by_tick` (``None`` without a
+    scorer); ``events`` are the player's recorded events on that process.
+    """
+
+    user_id: str
+    display_name: str
+    part: str | None
+    instrument: str | None
+    joined_at_ms: int
+    left_at_ms: int | None
+    complete: bool
+    result: dict[str, Any]
+    onsets_by_tick: dict[int, list[float]] | None
+    events: tuple[RecordedEvent, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "display_name": self.display_name,
+            "part": self.part,
+            "instrument": self.instrument,
+            "joined_at_ms": self.joined_at_ms,
+            "left_at_ms": self.left_at_ms,
+            "complete": self.complete,
+            "result": self.result,
+            "onsets_by_tick": None
+            if self.onsets_by_tick is None
+            else {str(k): v for k, v in self.onsets_by_tick.items()},
+            "events": [[e.seq, e.type, e.pitch, e.velocity, e.t_ms] for e in self.events],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlayerPartial:
+        onsets = d.get("onsets_by_tick")
+        return cls(
+            user_id=d["user_id"],
+            display_name=d["display_name"],
+            part=d["part"],
+            instrument=d["instrument"],
+            joined_at_ms=d["joined_at_ms"],
+            left_at_ms=d["left_at_ms"],
+            complete=d["complete"],
+            result=d["result"],
+            onsets_by_tick=None if onsets is None else {int(k): v for k, v in onsets.items()},
+            events=tuple(
+                RecordedEvent(seq, d["user_id"], d["part"], kind, pitch, velocity, t)
+                for seq, kind, pitch, velocity, t in d["events"]
+            ),
+        )
 
 
 @dataclass(slots=True)
@@ -150,6 +220,8 @@ class Room:
         self._players: dict[str, _Player] = {}
         self.start_at_ms: int | None = None
         self.finished: FinishedRoom | None = None
+        # Set when another process finished (or is finishing) the room: session id.
+        self.closed_session_id: str | None = None
         self.seq = 0
         self.recording = Recording()
 
@@ -159,8 +231,13 @@ class Room:
     def part_names(self) -> list[str]:
         return self.piece.part_names if self.piece is not None else []
 
+    @property
+    def is_finished(self) -> bool:
+        """Finished here, or closed by the process that finishes it."""
+        return self.finished is not None or self.closed_session_id is not None
+
     def phase(self, now_ms: float) -> str:
-        if self.finished is not None:
+        if self.is_finished:
             return "finished"
         if self.start_at_ms is None:
             return "waiting"
@@ -223,7 +300,7 @@ class Room:
         ``already_joined``, ``already_started``, ``room_full``, ``unknown_part``,
         ``part_taken`` or ``no_free_part``.
         """
-        if self.finished is not None:
+        if self.is_finished:
             raise RoomError("room_finished", "this room has finished")
         if role not in ROLES:
             raise RoomError("invalid_role", f"role must be 'player' or 'spectator', got {role!r}")
@@ -293,7 +370,7 @@ class Room:
                 self._players[user_id].left_at_ms = now_ms
         if self.host == user_id and self.members:
             self.host = next(iter(self.members))
-        return self.start_at_ms is not None and self.finished is None and not self.players_present()
+        return self.start_at_ms is not None and not self.is_finished and not self.players_present()
 
     def set_rtt(self, user_id: str, rtt_ms: float) -> None:
         """Record a member's round-trip time (ms) as measured by its clock exchanges."""
@@ -309,7 +386,7 @@ class Room:
         Raises ``RoomError`` with code ``not_host``, ``already_started``,
         ``room_finished`` or ``no_players``.
         """
-        if self.finished is not None:
+        if self.is_finished:
             raise RoomError("room_finished", "this room has finished")
         if user_id != self.host:
             raise RoomError("not_host", "only the host can start the room")
@@ -322,14 +399,18 @@ class Room:
             now_ms + self.settings.start_delay_ms + self.count_in_beats * beat_ms
         )
         for player in self._players.values():
-            if self.piece is not None and player.part is not None:
-                player.scorer = Scorer(
-                    self.piece.part(player.part).notes,
-                    time_scale=self.time_scale,
-                    tempo_bpm=self.tempo_bpm,
-                    settings=self.settings.scoring,
-                )
+            player.scorer = self._scorer(player.part)
         return self.start_at_ms
+
+    def _scorer(self, part: str | None) -> Scorer | None:
+        if self.piece is None or part is None:
+            return None
+        return Scorer(
+            self.piece.part(part).notes,
+            time_scale=self.time_scale,
+            tempo_bpm=self.tempo_bpm,
+            settings=self.settings.scoring,
+        )
 
     def accept(
         self, user_id: str, events: Sequence[NoteEvent], now_ms: float
@@ -347,7 +428,7 @@ class Room:
             raise RoomError("not_in_room", "join the room before sending notes")
         if member.role != "player":
             raise RoomError("spectator_cannot_play", "spectators cannot send notes")
-        if self.finished is not None:
+        if self.is_finished:
             raise RoomError("room_finished", "this room has finished")
         if self.start_at_ms is None:
             raise RoomError("not_started", "the room has not started yet")
@@ -401,52 +482,92 @@ class Room:
                 )
         return end
 
-    def finish(self, reason: str, now_ms: int, session_id: str) -> FinishedRoom:
-        """Close the room and return what is to be saved. Idempotent.
+    def partials(self, now_ms: int, user_ids: Sequence[str] | None = None) -> list[PlayerPartial]:
+        """This replica's final outcome of each player (or of ``user_ids``), in join order.
 
-        ``reason``: ``"piece_ended"``, ``"host_ended"`` or ``"all_left"``.
-        A player's result is ``complete`` when the player was still present
-        and the piece had reached its end (``now_ms`` ≥ ``start_at`` + end).
-        Raises ``RoomError("not_started")`` before the start.
+        A result is ``complete`` when the player was present and the piece had
+        reached its end (``now_ms`` ≥ ``start_at`` + end). Raises
+        ``RoomError("not_started")`` before the start.
         """
-        if self.finished is not None:
-            return self.finished
         if self.start_at_ms is None:
             raise RoomError("not_started", "the room has not started yet")
         reached_end = self.piece is None or now_ms >= self.start_at_ms + self._end_ms()
-        results: dict[str, dict[str, Any]] = {}
-        outcomes = []
+        events: dict[str, list[RecordedEvent]] = {}
+        for event in self.recording.events:
+            events.setdefault(event.user_id, []).append(event)
+        out = []
         for player in self._players.values():
+            if user_ids is not None and player.user_id not in user_ids:
+                continue
             complete = player.left_at_ms is None and reached_end
-            results[player.user_id] = self._result(player, final=True, complete=complete)
-        sync = asynchrony(
-            {
-                p.user_id: p.scorer.matched_onsets_by_tick()
-                for p in self._players.values()
-                if p.scorer is not None
-            }
-        )
-        room_async = sync["asynchrony_ms"] if len(self._players) >= 2 else None
-        for player in self._players.values():
-            result = results[player.user_id]
-            result["asynchrony_ms"] = (
-                sync["by_player"].get(player.user_id) if room_async is not None else None
-            )
-            outcomes.append(
-                PlayerOutcome(
+            out.append(
+                PlayerPartial(
                     user_id=player.user_id,
+                    display_name=player.display_name,
                     part=player.part,
                     instrument=player.instrument,
                     joined_at_ms=player.joined_at_ms,
-                    left_at_ms=player.left_at_ms if player.left_at_ms is not None else now_ms,
+                    left_at_ms=player.left_at_ms,
+                    complete=complete,
+                    result=self._result(player, final=True, complete=complete),
+                    onsets_by_tick=None
+                    if player.scorer is None
+                    else player.scorer.matched_onsets_by_tick(),
+                    events=tuple(events.get(player.user_id, ())),
+                )
+            )
+        return out
+
+    def finish(
+        self,
+        reason: str,
+        now_ms: int,
+        session_id: str,
+        remote: Sequence[PlayerPartial] = (),
+    ) -> FinishedRoom:
+        """Close the room and return what is to be saved. Idempotent.
+
+        ``reason``: ``"piece_ended"``, ``"host_ended"``, ``"all_left"`` or
+        ``"server_shutdown"``. Completeness as in :meth:`partials`.
+        ``remote``: partials scored by other processes; for each player the
+        partial (this replica's or a remote one) with the most recorded events
+        is used, a remote one on a tie. Raises ``RoomError("not_started")``
+        before the start.
+        """
+        if self.finished is not None:
+            return self.finished
+        chosen: list[PlayerPartial] = []
+        for own in self.partials(now_ms):
+            best = own
+            for other in remote:
+                if other.user_id == own.user_id and len(other.events) >= len(best.events):
+                    best = other
+            chosen.append(best)
+        sync = asynchrony(
+            {p.user_id: p.onsets_by_tick for p in chosen if p.onsets_by_tick is not None}
+        )
+        room_async = sync["asynchrony_ms"] if len(chosen) >= 2 else None
+        outcomes = []
+        recording = Recording()
+        for partial in chosen:
+            result = dict(partial.result)
+            result["asynchrony_ms"] = (
+                sync["by_player"].get(partial.user_id) if room_async is not None else None
+            )
+            outcomes.append(
+                PlayerOutcome(
+                    user_id=partial.user_id,
+                    part=partial.part,
+                    instrument=partial.instrument,
+                    joined_at_ms=partial.joined_at_ms,
+                    left_at_ms=partial.left_at_ms if partial.left_at_ms is not None else now_ms,
                     complete=result["complete"],
                     result=result,
                 )
             )
-        names = {
-            p.user_id: p.display_name + (f" ({p.part})" if p.part else "")
-            for p in self._players.values()
-        }
+        for event in sorted((e for p in chosen for e in p.events), key=lambda e: (e.seq, e.t_ms)):
+            recording.add(event)
+        names = {p.user_id: p.display_name + (f" ({p.part})" if p.part else "") for p in chosen}
         self.finished = FinishedRoom(
             session_id=session_id,
             room_id=self.room_id,
@@ -463,11 +584,106 @@ class Room:
             players=tuple(outcomes),
             spectators=tuple(u for u, m in self.members.items() if m.role == "spectator"),
             asynchrony_ms=room_async,
-            recording_midi=self.recording.to_midi(
+            recording_midi=recording.to_midi(
                 start_at_ms=self.start_at_ms, tempo_bpm=self.tempo_bpm, track_names=names
             ),
         )
         return self.finished
+
+    # -- sharing between processes ------------------------------------------------------
+
+    def absorb(self, partial: PlayerPartial) -> int:
+        """Replay another process's recorded events of a player into this replica.
+
+        Used when a player moves here from a process that stopped: the events
+        are scored and recorded again, in their order, so the player's scorer
+        ends up as it was there. Events already recorded here (same ``seq``)
+        are skipped. Returns how many events were replayed.
+        """
+        player = self._players.get(partial.user_id)
+        if player is None or self.start_at_ms is None:
+            return 0
+        known = {e.seq for e in self.recording.events}
+        replayed = 0
+        for event in sorted(partial.events, key=lambda e: e.seq):
+            if event.seq in known:
+                continue
+            if player.scorer is not None:
+                if event.type == "on":
+                    player.scorer.note_on(event.pitch, event.t_ms - self.start_at_ms)
+                else:
+                    player.scorer.note_off(event.pitch, event.t_ms - self.start_at_ms)
+            elif event.type == "on":
+                player.notes_played += 1
+            self.recording.add(event)
+            replayed += 1
+        return replayed
+
+    def snapshot(self) -> dict[str, Any]:
+        """The shared part of the room (no scorers, no notes) as JSON-ready data."""
+        return {
+            "room_id": self.room_id,
+            "name": self.name,
+            "mode": self.mode,
+            "piece_id": self.piece_id,
+            "tempo_bpm": self.tempo_bpm,
+            "count_in_beats": self.count_in_beats,
+            "host": self.host,
+            "created_at_ms": self.created_at_ms,
+            "start_at_ms": self.start_at_ms,
+            "closed_session_id": self.closed_session_id
+            or (self.finished.session_id if self.finished is not None else None),
+            "members": [
+                [m.user_id, m.display_name, m.role, m.part, m.instrument, m.joined_at_ms, m.rtt_ms]
+                for m in self.members.values()
+            ],
+            "players": [
+                [p.user_id, p.display_name, p.part, p.instrument, p.joined_at_ms, p.left_at_ms]
+                for p in self._players.values()
+            ],
+        }
+
+    @classmethod
+    def from_snapshot(
+        cls, snap: dict[str, Any], piece: Piece | None, settings: RoomSettings | None = None
+    ) -> Room:
+        """A replica of a room from its :meth:`snapshot` and its piece."""
+        room = cls(
+            snap["room_id"],
+            name=snap["name"],
+            mode=snap["mode"],
+            host_user_id=snap["host"],
+            piece=piece,
+            piece_id=snap["piece_id"],
+            tempo_bpm=snap["tempo_bpm"],
+            count_in_beats=snap["count_in_beats"],
+            settings=settings,
+            created_at_ms=snap["created_at_ms"],
+        )
+        room.apply_snapshot(snap)
+        return room
+
+    def apply_snapshot(self, snap: dict[str, Any]) -> None:
+        """Take the host, start, members and players of ``snap``; keep scorers and notes."""
+        self.host = snap["host"]
+        if self.start_at_ms is None and snap["start_at_ms"] is not None:
+            self.start_at_ms = snap["start_at_ms"]
+            for player in self._players.values():
+                player.scorer = self._scorer(player.part)
+        if snap.get("closed_session_id") and self.finished is None:
+            self.closed_session_id = snap["closed_session_id"]
+        players: dict[str, _Player] = {}
+        for user_id, name, part, instrument, joined, left in snap["players"]:
+            player = self._players.get(user_id)
+            if player is None or player.part != part:
+                scorer = self._scorer(part) if self.start_at_ms is not None else None
+                player = _Player(user_id, name, part, instrument, joined, scorer=scorer)
+            player.left_at_ms = left
+            players[user_id] = player
+        self._players = players
+        self.members = {
+            m[0]: Member(m[0], m[1], m[2], m[3], m[4], m[5], m[6]) for m in snap["members"]
+        }
 
     def _result(self, player: _Player, *, final: bool, complete: bool) -> dict[str, Any]:
         if player.scorer is not None:

@@ -17,6 +17,7 @@ from server.fanout import RoomChannelManager
 from server.keys import MANAGER, PRESENCE, SECRET, SESSIONMAKER, SETTINGS, SIO, SYNC
 from server.pieces import PieceLibrary
 from server.presence import make_presence
+from server.room_directory import RoomDirectory
 from server.room_manager import RoomManager
 from server.sync import SyncService
 
@@ -64,6 +65,8 @@ def create_app(settings: Settings) -> web.Application:
     sio.attach(app, socketio_path="socket.io")
     presence = make_presence(settings, sio)
     sync = SyncService(sessionmaker, sio)
+    # Several processes: rooms are shared through Redis (server/room_directory.py).
+    directory = RoomDirectory(settings.redis_url) if settings.redis_url else None
     manager = RoomManager(
         sio,
         sessionmaker,
@@ -76,6 +79,7 @@ def create_app(settings: Settings) -> web.Application:
         score_interval_ms=settings.score_interval_ms,
         presence=presence,
         sync=sync,
+        directory=directory,
     )
     events.register(sio, manager, secret)
     sync_events.register(sio, manager, sync)
@@ -96,6 +100,7 @@ def create_app(settings: Settings) -> web.Application:
     async def on_startup(app: web.Application) -> None:
         await upgrade_database(engine)
         await presence.start()
+        await manager.start_cluster()
         log.info("database ready at %s", _redact(settings.resolved_database_url()))
 
     async def on_shutdown(app: web.Application) -> None:
@@ -106,6 +111,8 @@ def create_app(settings: Settings) -> web.Application:
         await presence.stop()
 
     async def on_cleanup(app: web.Application) -> None:
+        if directory is not None:
+            await directory.stop()
         await engine.dispose()
 
     app.on_startup.append(on_startup)

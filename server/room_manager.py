@@ -3,11 +3,29 @@
 Data flows one way: a validated event comes in from :mod:`server.events`, the
 :class:`rooms.room.Room` decides, and the manager fans the outcome out over
 Socket.IO and saves finished rooms. Nothing in here scores or judges.
+
+**Several processes** (``directory``: a :class:`server.room_directory.RoomDirectory`,
+with ``--redis-url``): the room's record lives in Redis and ``self.rooms``
+holds this process's replicas. Every change (join, leave, start) runs under
+the room's Redis lock on a replica refreshed from the record, then writes
+the record back and tells the other processes to refresh theirs. Notes are
+scored by the process the player is connected to; note sequence numbers come
+from Redis. Finishing: every process with the room started runs the finish
+timer (waiting for the latest due time any process reported); whoever first
+claims ``finishing`` asks the others for their players' partial outcomes,
+merges them (:meth:`rooms.room.Room.finish`), saves the session once, and
+sends the ``room:finished`` payload to the other processes, each of which
+delivers it to its own members. Limits: a member's RTT in ``room:state`` is
+the one it had when it last changed the record; the players of a process
+that dies are scored as silent after a 2 s wait for their partials; a process
+that stops (``SIGTERM``) finishes only the rooms whose present players are
+all its own (the others carry on elsewhere; its players leave them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -15,14 +33,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rooms.errors import RoomError
 from rooms.notes import NoteEvent
-from rooms.room import Room, RoomSettings
+from rooms.room import PlayerPartial, Room, RoomSettings
 from server.db import repository
 from server.pieces import PieceLibrary
 from server.presence import PresenceService
+from server.room_directory import RoomDirectory
 from server.schemas import RoomCreateIn, RoomJoinIn
 from server.sync import SyncService
 
@@ -31,6 +51,8 @@ log = logging.getLogger("tutti.rooms")
 FINISHED_RETENTION_S = 60.0  # finished rooms answer "room_finished" this long, then vanish
 RTT_PUBLISH_MIN_S = 2.0  # at most one room:state per room this often for RTT changes alone
 SAVE_ATTEMPTS = 3
+REDIS_ERRORS = (RedisError, OSError)
+GATHER_TIMEOUT_S = 2.0  # how long the finishing process waits for the others' partials
 
 
 def user_room(user_id: str) -> str:
@@ -76,6 +98,7 @@ class RoomManager:
         score_interval_ms: float = 250.0,
         presence: PresenceService | None = None,
         sync: SyncService | None = None,
+        directory: RoomDirectory | None = None,
     ) -> None:
         self.sio = sio
         self.sessionmaker = sessionmaker
@@ -92,6 +115,13 @@ class RoomManager:
         self._score_pending: set[tuple[str, str]] = set()
         self._state_published: dict[str, float] = {}
         self._tasks: set[asyncio.Task] = set()
+        self.directory = directory
+        self._nodes: dict[str, dict[str, str]] = {}  # room -> user -> node (cluster)
+
+    async def start_cluster(self) -> None:
+        """Listen to the other processes' room control messages (with a directory)."""
+        if self.directory is not None:
+            await self.directory.start(self._on_control)
 
     # -- connections ---------------------------------------------------------------
 
@@ -153,24 +183,50 @@ class RoomManager:
         )
         self.rooms[room_id] = room
         self._room_sids[room_id] = {}
+        if self.directory is not None:
+            self._nodes[room_id] = {}
+            try:
+                await self._store(room)
+            except REDIS_ERRORS as exc:
+                log.warning("room %s: Redis unavailable (%s); local only", room_id, exc)
         log.info("room %s created by %s (%s)", room_id, connection.user_id, msg.mode)
         return {"room": room.state(now_ms())}
 
     async def join(self, sid: str, msg: RoomJoinIn) -> dict[str, Any]:
         connection = self._connection(sid)
-        room = self._room(msg.room_id)
-        if connection.user_id in self._room_sids[room.room_id]:
-            raise RoomError("already_joined", "you are already in this room (from another device?)")
-        member = room.join(
-            connection.user_id,
-            connection.display_name,
-            role=msg.role,
-            part=msg.part,
-            instrument=msg.instrument,
-            now_ms=int(now_ms()),
-        )
-        if connection.rtt_ms is not None:
-            member.rtt_ms = connection.rtt_ms
+
+        def join(room: Room):
+            if connection.user_id in self._room_sids.get(room.room_id, {}):
+                raise RoomError(
+                    "already_joined", "you are already in this room (from another device?)"
+                )
+            if self.directory is not None:
+                node = self._nodes[room.room_id].get(connection.user_id)
+                if connection.user_id in room.members and node != self.directory.node_id:
+                    # The newest connection owns the membership: the user's old process
+                    # died (or the user moved); the player keeps the part and the scoring.
+                    room.leave(connection.user_id, int(now_ms()))
+            member = room.join(
+                connection.user_id,
+                connection.display_name,
+                role=msg.role,
+                part=msg.part,
+                instrument=msg.instrument,
+                now_ms=int(now_ms()),
+            )
+            if connection.rtt_ms is not None:
+                member.rtt_ms = connection.rtt_ms
+            if self.directory is not None:
+                self._nodes[room.room_id][connection.user_id] = self.directory.node_id
+            return member
+
+        room, member = await self._change(msg.room_id, join)
+        if self.directory is not None and member.role == "player" and room.start_at_ms is not None:
+            # Back after this player's process stopped: its scoring so far comes along.
+            with contextlib.suppress(*REDIS_ERRORS):
+                for partial in await self.directory.handed_off(room.room_id):
+                    if partial["user_id"] == connection.user_id:
+                        room.absorb(PlayerPartial.from_dict(partial))
         self._room_sids[room.room_id][connection.user_id] = sid
         connection.rooms.add(room.room_id)
         await self.sio.enter_room(sid, room.room_id)
@@ -180,7 +236,7 @@ class RoomManager:
 
     async def leave(self, sid: str, room_id: str) -> dict[str, Any]:
         connection = self._connection(sid)
-        room = self._room(room_id)
+        room = await self._get_room(room_id)
         if room_id not in connection.rooms:
             raise RoomError("not_in_room", "you are not in this room")
         await self._leave(connection, room_id)
@@ -195,12 +251,25 @@ class RoomManager:
         await self.sio.leave_room(connection.sid, room_id)
         if connection.sid in self.connections:
             await self.presence.device_changed(connection, None, "idle")
-        if connection.user_id not in room.members:
+        if connection.user_id not in room.members and self.directory is None:
             return
-        all_left = room.leave(connection.user_id, int(now_ms()))
+
+        def leave(room: Room) -> bool:
+            if connection.user_id not in room.members:
+                return False
+            if self.directory is not None and (
+                self._nodes[room.room_id].get(connection.user_id) != self.directory.node_id
+            ):
+                return False  # the user has joined again on another process meanwhile
+            return room.leave(connection.user_id, int(now_ms()))
+
+        try:
+            room, all_left = await self._change(room_id, leave)
+        except RoomError:  # the room is gone meanwhile (cluster)
+            return
         if all_left:
             await self._finish(room, "all_left")
-        elif room.finished is None:
+        elif not room.is_finished:
             if not room.members and room.start_at_ms is None:
                 self._drop_room(room_id)
             else:
@@ -208,8 +277,9 @@ class RoomManager:
 
     async def start(self, sid: str, room_id: str) -> dict[str, Any]:
         connection = self._connection(sid)
-        room = self._room(room_id)
-        start_at = room.start(connection.user_id, int(now_ms()))
+        room, start_at = await self._change(
+            room_id, lambda room: room.start(connection.user_id, int(now_ms()))
+        )
         parts = {p: u for p, u in room.parts_taken().items() if u in room.members}
         await self.sio.emit(
             "room:started",
@@ -222,13 +292,16 @@ class RoomManager:
                 status = _status(room, room.members[user_id].role)
                 await self.presence.device_changed(member, room_id, status)
         await self._publish_state(room)
+        if self.directory is not None and self._local_players(room):
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.directory.set_due(room_id, room.finish_due_ms() or 0.0)
         self._schedule_finish_check(room)
         log.info("room %s starts at %d", room_id, start_at)
         return {"room_id": room_id, "start_at": start_at}
 
     async def end(self, sid: str, room_id: str) -> dict[str, Any]:
         connection = self._connection(sid)
-        room = self._room(room_id)
+        room = await self._get_room(room_id, fresh=True)
         if connection.user_id != room.host:
             raise RoomError("not_host", "only the host can end the room")
         if room.start_at_ms is None:
@@ -241,12 +314,20 @@ class RoomManager:
     async def notes(self, sid: str, room_id: str, events: list[NoteEvent]) -> dict[str, Any]:
         connection = self._connection(sid)
         room = self._room(room_id)
-        if room.finished is not None:
+        if room.is_finished:
             raise RoomError("room_finished", "this room has finished")
         if self._room_sids[room_id].get(connection.user_id) != sid:
             raise RoomError(
                 "not_in_room", "join the room from this connection before sending notes"
             )
+        if self.directory is not None:
+            if room.start_at_ms is None:  # the start's control message may be under way
+                room = await self._refresh(room_id)
+            try:
+                last = await self.directory.next_seqs(room_id, len(events))
+                room.seq = last - len(events)  # no await between this and accept()
+            except REDIS_ERRORS as exc:
+                log.warning("room %s: note sequence from Redis failed (%s)", room_id, exc)
         recorded = room.accept(connection.user_id, events, now_ms())
         part = recorded[0].part
         relay = [
@@ -281,8 +362,13 @@ class RoomManager:
         key = (room.room_id, user_id)
         self._score_pending.discard(key)
         self._score_last[key] = asyncio.get_running_loop().time()
-        if room.finished is not None or room.room_id not in self.rooms:
+        if room.is_finished or room.room_id not in self.rooms:
             return
+        if self.directory is not None:
+            due = room.finish_due_ms()
+            if due is not None:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self.directory.set_due(room.room_id, due)
         result = room.live_result(user_id)
         if result is not None:
             payload = {"room_id": room.room_id, "user_id": user_id, **result}
@@ -290,10 +376,13 @@ class RoomManager:
 
     # -- finishing -------------------------------------------------------------------------
 
-    def _schedule_finish_check(self, room: Room) -> None:
-        due = room.finish_due_ms()
+    def _schedule_finish_check(self, room: Room, due: float | None = None) -> None:
+        due = due if due is not None else room.finish_due_ms()
         if due is None:
             return
+        old = self._timers.pop(room.room_id, None)
+        if old is not None:
+            old.cancel()
         delay = max(0.0, (due - now_ms()) / 1000.0)
         loop = asyncio.get_running_loop()
         self._timers[room.room_id] = loop.call_later(
@@ -301,11 +390,16 @@ class RoomManager:
         )
 
     async def _finish_check(self, room: Room) -> None:
-        if room.finished is not None:
+        if room.is_finished:
             return
         due = room.finish_due_ms()
+        if self.directory is not None and due is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                if self._local_players(room):
+                    await self.directory.set_due(room.room_id, due)
+                due = max(due, await self.directory.latest_due(room.room_id) or 0.0)
         if due is not None and due - now_ms() > 5.0:  # a slow player pushed the end back
-            self._schedule_finish_check(room)
+            self._schedule_finish_check(room, due)
             return
         await self._finish(room, "piece_ended")
 
@@ -313,28 +407,75 @@ class RoomManager:
         """Close the room, save it once, tell everyone. Returns the session id."""
         if room.finished is not None:
             return room.finished.session_id
+        if self.directory is not None:
+            try:
+                return await self._finish_cluster(room, reason)
+            except REDIS_ERRORS as exc:
+                if room.finished is not None:  # saved; only telling the others failed
+                    return room.finished.session_id
+                log.warning("room %s: Redis unavailable (%s); finished here", room.room_id, exc)
         timer = self._timers.pop(room.room_id, None)
         if timer is not None:
             timer.cancel()
         finished = room.finish(reason, int(now_ms()), uuid.uuid4().hex)
         await self._save(finished)
-        results = {p.user_id: p.result for p in finished.players}
-        await self.sio.emit(
-            "room:finished",
-            {
-                "room_id": room.room_id,
-                "session_id": finished.session_id,
-                "reason": reason,
-                "asynchrony_ms": finished.asynchrony_ms,
-                "results": results,
-            },
-            room=room.room_id,
-        )
+        payload = self._finished_payload(finished)
+        await self.sio.emit("room:finished", payload, room=room.room_id)
         await self._publish_state(room)
         log.info("room %s finished (%s), session %s", room.room_id, reason, finished.session_id)
         if self.sync is not None:
             await self.sync.poke(p.user_id for p in finished.players)
-        for user_id, sid in list(self._room_sids[room.room_id].items()):
+        await self._release_members(room)
+        return finished.session_id
+
+    async def _finish_cluster(self, room: Room, reason: str) -> str:
+        """Finish a shared room: claim it, gather every process's partials, save once."""
+        directory = self.directory
+        assert directory is not None
+        room_id = room.room_id
+        session_id = uuid.uuid4().hex
+        if await directory.claim_finish(room_id, session_id) is None:
+            # Another process finishes it: its room:finished reaches our members.
+            other = await directory.finishing_session(room_id)
+            log.info(
+                "room %s (%s): finished by another process, session %s", room_id, reason, other
+            )
+            payload = await directory.wait_finished(room_id, GATHER_TIMEOUT_S + 10.0)
+            return payload["session_id"] if payload is not None else (other or "")
+        timer = self._timers.pop(room_id, None)
+        if timer is not None:
+            timer.cancel()
+        ended = int(now_ms())
+        room.closed_session_id = session_id  # no more notes here
+        with contextlib.suppress(RoomError):
+            room = await self._refresh(room_id)
+        nodes = set(self._nodes.get(room_id, {}).values()) - {directory.node_id}
+        await directory.publish(room_id, "collect", s=session_id, e=ended)
+        remote = await directory.gather_partials(room_id, session_id, nodes, GATHER_TIMEOUT_S)
+        remote += await directory.handed_off(room_id)
+        finished = room.finish(
+            reason, ended, session_id, remote=[PlayerPartial.from_dict(p) for p in remote]
+        )
+        await self._save(finished)
+        payload = self._finished_payload(finished)
+        await directory.set_finished(room_id, payload)
+        await directory.publish(room_id, "finished", p=payload)
+        await self._deliver_finished(room, payload)
+        log.info("room %s finished (%s), session %s", room_id, reason, session_id)
+        if self.sync is not None:
+            await self.sync.poke(p.user_id for p in finished.players)
+        return session_id
+
+    async def _deliver_finished(self, room: Room, payload: dict[str, Any]) -> None:
+        """Cluster: send room:finished and the last room:state to this process's members."""
+        state = room.state(now_ms())
+        for sid in list(self._room_sids.get(room.room_id, {}).values()):
+            await self.sio.emit("room:finished", payload, to=sid)
+            await self.sio.emit("room:state", state, to=sid)
+        await self._release_members(room)
+
+    async def _release_members(self, room: Room) -> None:
+        for user_id, sid in list(self._room_sids.get(room.room_id, {}).items()):
             await self.sio.leave_room(sid, room.room_id)
             connection = self.connections.get(sid)
             if connection is not None:
@@ -344,7 +485,16 @@ class RoomManager:
         asyncio.get_running_loop().call_later(
             FINISHED_RETENTION_S, lambda: self._drop_room(room.room_id)
         )
-        return finished.session_id
+
+    @staticmethod
+    def _finished_payload(finished) -> dict[str, Any]:
+        return {
+            "room_id": finished.room_id,
+            "session_id": finished.session_id,
+            "reason": finished.reason,
+            "asynchrony_ms": finished.asynchrony_ms,
+            "results": {p.user_id: p.result for p in finished.players},
+        }
 
     async def _save(self, finished) -> None:
         for attempt in range(1, SAVE_ATTEMPTS + 1):
@@ -358,9 +508,19 @@ class RoomManager:
                 await asyncio.sleep(0.2 * attempt)
 
     async def finish_all(self) -> None:
-        """Server shutdown: save every started room as it stands."""
+        """Server shutdown: save every started room as it stands.
+
+        With several processes, only rooms whose present players are all
+        connected here; the others go on without this process's players.
+        """
         for room in list(self.rooms.values()):
-            if room.start_at_ms is not None and room.finished is None:
+            if room.start_at_ms is not None and not room.is_finished:
+                if self.directory is not None:
+                    nodes = self._nodes.get(room.room_id, {})
+                    present = room.players_present()
+                    if not present or any(nodes.get(u) != self.directory.node_id for u in present):
+                        await self._hand_off(room)
+                        continue
                 try:
                     await self._finish(room, "server_shutdown")
                 except Exception:
@@ -372,8 +532,135 @@ class RoomManager:
         self._state_published[room.room_id] = time.monotonic()
         await self.sio.emit("room:state", room.state(now_ms()), room=room.room_id)
 
+    async def _hand_off(self, room: Room) -> None:
+        """Shutdown: leave our players' partials in Redis for the process that finishes."""
+        assert self.directory is not None
+        mine = {e.user_id for e in room.recording.events} | set(self._local_players(room))
+        if not mine:
+            return
+        try:
+            partials = room.partials(int(now_ms()), sorted(mine))
+            await self.directory.hand_off(room.room_id, [p.to_dict() for p in partials])
+            log.info("room %s: handed %d players' partials off", room.room_id, len(partials))
+        except Exception:
+            log.exception("could not hand room %s off", room.room_id)
+
+    def _local_players(self, room: Room) -> list[str]:
+        """Players of ``room`` connected to this process."""
+        sids = self._room_sids.get(room.room_id, {})
+        return [u for u in room.players_present() if u in sids]
+
+    async def _change(self, room_id: str, change):
+        """Apply ``change(room)`` (may raise RoomError, changing nothing); ``(room, result)``.
+
+        With a directory: under the room's Redis lock, on a replica refreshed
+        from the record; the record is written back and the others told.
+        """
+        if self.directory is None:
+            room = self._room(room_id)
+            return room, change(room)
+        done: list[Any] = []
+        try:
+            async with self.directory.lock(room_id):
+                room = await self._refresh(room_id)
+                done.append(change(room))
+                await self._store(room)
+            await self.directory.publish(room_id, "changed")
+            return room, done[0]
+        except REDIS_ERRORS as exc:  # Redis away: this process serves the room alone
+            log.warning("room %s: Redis unavailable (%s); served by this process", room_id, exc)
+            room = self._room(room_id)
+            return room, done[0] if done else change(room)
+
+    async def _store(self, room: Room) -> None:
+        assert self.directory is not None
+        await self.directory.store(
+            room.room_id, {"room": room.snapshot(), "nodes": self._nodes.get(room.room_id, {})}
+        )
+
+    async def _get_room(self, room_id: str, *, fresh: bool = False) -> Room:
+        if self.directory is None or (room_id in self.rooms and not fresh):
+            return self._room(room_id)
+        try:
+            return await self._refresh(room_id)
+        except REDIS_ERRORS:
+            return self._room(room_id)
+
+    async def _refresh(self, room_id: str) -> Room:
+        """Cluster: this process's replica of ``room_id``, brought up to the record."""
+        assert self.directory is not None
+        record = await self.directory.load(room_id)
+        if record is None:
+            raise RoomError("unknown_room", f"no room with id {room_id!r}")
+        snap = record["room"]
+        room = self.rooms.get(room_id)
+        started_before = room is not None and room.start_at_ms is not None
+        if room is None:
+            piece = None
+            if snap["piece_id"] is not None:
+                piece = await self.pieces.get(snap["piece_id"])
+                if piece is None:
+                    raise RoomError("unknown_piece", f"no piece with id {snap['piece_id']!r}")
+            room = self.rooms.get(room_id)  # created by a concurrent refresh meanwhile?
+            if room is None:
+                room = Room.from_snapshot(snap, piece, self.room_settings)
+                self.rooms[room_id] = room
+                self._room_sids[room_id] = {}
+        else:
+            room.apply_snapshot(snap)
+        self._nodes[room_id] = record["nodes"]
+        if not started_before and room.start_at_ms is not None and room_id in self._room_sids:
+            await self._started_elsewhere(room)
+        return room
+
+    async def _started_elsewhere(self, room: Room) -> None:
+        """Another process started the room: presence of our members, the finish timer."""
+        for user_id, member_sid in self._room_sids[room.room_id].items():
+            member = self.connections.get(member_sid)
+            if member is not None and user_id in room.members:
+                status = _status(room, room.members[user_id].role)
+                await self.presence.device_changed(member, room.room_id, status)
+        if self._local_players(room) and room.finish_due_ms() is not None:
+            assert self.directory is not None
+            await self.directory.set_due(room.room_id, room.finish_due_ms() or 0.0)
+        self._schedule_finish_check(room)
+
+    async def _on_control(self, msg: dict[str, Any]) -> None:
+        """A control message from another process (see :mod:`server.room_directory`)."""
+        assert self.directory is not None
+        room_id, kind = msg["r"], msg["t"]
+        room = self.rooms.get(room_id)
+        if kind == "changed":
+            if room is not None and not room.is_finished:
+                await self._refresh(room_id)
+                nodes = self._nodes.get(room_id, {})
+                for user_id, sid in list(self._room_sids.get(room_id, {}).items()):
+                    if nodes.get(user_id) != self.directory.node_id:  # moved to another process
+                        self._room_sids[room_id].pop(user_id, None)
+                        await self.sio.leave_room(sid, room_id)
+                        connection = self.connections.get(sid)
+                        if connection is not None:
+                            connection.rooms.discard(room_id)
+        elif kind == "collect":  # every process answers, so nobody is waited for in vain
+            partials: list[dict] = []
+            if room is not None and room.start_at_ms is not None:
+                room.closed_session_id = msg["s"]
+                timer = self._timers.pop(room_id, None)
+                if timer is not None:
+                    timer.cancel()
+                mine = {e.user_id for e in room.recording.events} | set(self._local_players(room))
+                partials = [p.to_dict() for p in room.partials(msg["e"], sorted(mine))]
+            await self.directory.push_partials(room_id, msg["s"], partials)
+        elif kind == "finished" and room is not None and room.finished is None:
+            room.closed_session_id = msg["p"]["session_id"]
+            timer = self._timers.pop(room_id, None)
+            if timer is not None:
+                timer.cancel()
+            await self._deliver_finished(room, msg["p"])
+
     def _drop_room(self, room_id: str) -> None:
         self.rooms.pop(room_id, None)
+        self._nodes.pop(room_id, None)
         self._room_sids.pop(room_id, None)
         self._state_published.pop(room_id, None)
         for key in [k for k in self._score_last if k[0] == room_id]:
