@@ -27,6 +27,12 @@ last write):
   elsewhere; merged at the finish, and replayed into the scorer of a player
   who rejoins on another process.
 * ``tutti:room:{id}:finished`` — the ``room:finished`` payload, once saved.
+* ``tutti:room:{id}:stream`` / ``:epoch`` — the room's recovery stream
+  (:mod:`server.recovery`, written by the room manager; expire after 120 s).
+
+After Redis lost its data (a restart), a process that misses a room's record
+puts its replica back (:meth:`RoomDirectory.restore`, ``SET NX``), and the
+note counter resumes ``SEQ_GAP`` past the last sequence number it issued.
 
 Control messages travel on one pub/sub channel ``tutti:roomctl`` (JSON
 ``{"n": node, "r": room_id, "t": type, ...}``): ``changed`` (re-read the

@@ -20,6 +20,11 @@ the one it had when it last changed the record; the players of a process
 that dies are scored as silent after a 2 s wait for their partials; a process
 that stops (``SIGTERM``) finishes only the rooms whose present players are
 all its own (the others carry on elsewhere; its players leave them).
+
+**Recovery** (:mod:`server.recovery`): every room event a member must not
+miss goes through :meth:`RoomManager._emit_room`, which logs it in the
+room's stream and relays it with its ``epoch``/``offset``; ``room:join``
+with ``recover`` answers the events missed since (or ``recovered: false``).
 """
 
 from __future__ import annotations

@@ -382,7 +382,8 @@ async def test_sigterm_hands_the_players_scoring_over(cluster):
 
 async def test_sigkill_mid_duet_the_room_goes_on_and_is_saved_once(cluster):
     """A process dies mid-duet: its player rejoins elsewhere and finishes; what the dead
-    process had scored is lost (no recovery stream), the room is saved once."""
+    process had scored is lost (scorers are not rebuilt from the recovery stream), the room
+    is saved once."""
     bass, sent_after, piece = await _duet_with_a_stopped_process(cluster, signal.SIGKILL)
     assert bass["notes_expected"] == len(piece.part("Bass").notes)
     assert bass["notes_played"] == sent_after
