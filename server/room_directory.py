@@ -27,6 +27,12 @@ last write):
   elsewhere; merged at the finish, and replayed into the scorer of a player
   who rejoins on another process.
 * ``tutti:room:{id}:finished`` — the ``room:finished`` payload, once saved.
+* ``tutti:room:{id}:stream`` / ``:epoch`` — the room's recovery stream
+  (:mod:`server.recovery`, written by the room manager; expire after 120 s).
+
+After Redis lost its data (a restart), a process that misses a room's record
+puts its replica back (:meth:`RoomDirectory.restore`, ``SET NX``), and the
+note counter resumes ``SEQ_GAP`` past the last sequence number it issued.
 
 Control messages travel on one pub/sub channel ``tutti:roomctl`` (JSON
 ``{"n": node, "r": room_id, "t": type, ...}``): ``changed`` (re-read the
@@ -46,6 +52,10 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("tutti.rooms.directory")
 
@@ -53,6 +63,15 @@ PREFIX = "tutti:room:"
 CONTROL = "tutti:roomctl"
 ROOM_TTL_S = 24 * 3600
 LOCK_TIMEOUT_S = 5.0
+SEQ_GAP = 1000  # after Redis lost a room's note counter, it resumes this far past the known
+
+_NEXT_SEQS = """
+local cur = redis.call('GET', KEYS[1])
+if cur then cur = tonumber(cur) else cur = tonumber(ARGV[2]) end
+cur = cur + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], cur, 'EX', ARGV[3])
+return cur
+"""
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -63,9 +82,15 @@ class RoomDirectory:
     def __init__(self, url: str, node_id: str | None = None) -> None:
         self.url = url
         self.node_id = node_id or uuid.uuid4().hex
-        self.redis = aioredis.from_url(url)
+        # A pooled connection that Redis closed (e.g. it restarted) fails once: retry.
+        self.redis = aioredis.from_url(
+            url,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         self._handler: Handler | None = None
         self._task: asyncio.Task | None = None
+        self._next_seqs = self.redis.register_script(_NEXT_SEQS)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -132,13 +157,23 @@ class RoomDirectory:
     async def store(self, room_id: str, record: dict[str, Any]) -> None:
         await self.redis.set(PREFIX + room_id, orjson.dumps(record), ex=ROOM_TTL_S)
 
-    async def next_seqs(self, room_id: str, count: int) -> int:
-        """Reserve ``count`` sequence numbers; returns the last one."""
-        key = f"{PREFIX}{room_id}:seq"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(key, count)
-            pipe.expire(key, ROOM_TTL_S)
-            last, _ = await pipe.execute()
+    async def restore(self, room_id: str, record: dict[str, Any]) -> bool:
+        """Put a lost record back (``SET NX``); ``False`` if another process did first."""
+        return bool(
+            await self.redis.set(PREFIX + room_id, orjson.dumps(record), ex=ROOM_TTL_S, nx=True)
+        )
+
+    async def next_seqs(self, room_id: str, count: int, known: int = 0) -> int:
+        """Reserve ``count`` sequence numbers; returns the last one.
+
+        ``known``: the last sequence number this process issued. If Redis lost
+        the counter (restarted empty) it resumes after ``known + SEQ_GAP``, so
+        sequence numbers stay unique and increasing (with a gap).
+        """
+        last = await self._next_seqs(
+            keys=[f"{PREFIX}{room_id}:seq"],
+            args=[count, known + SEQ_GAP if known > 0 else 0, ROOM_TTL_S],
+        )
         return int(last)
 
     async def set_due(self, room_id: str, due_ms: float) -> None:

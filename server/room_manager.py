@@ -20,6 +20,11 @@ the one it had when it last changed the record; the players of a process
 that dies are scored as silent after a 2 s wait for their partials; a process
 that stops (``SIGTERM``) finishes only the rooms whose present players are
 all its own (the others carry on elsewhere; its players leave them).
+
+**Recovery** (:mod:`server.recovery`): every room event a member must not
+miss goes through :meth:`RoomManager._emit_room`, which logs it in the
+room's stream and relays it with its ``epoch``/``offset``; ``room:join``
+with ``recover`` answers the events missed since (or ``recovered: false``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from rooms.room import PlayerPartial, Room, RoomSettings
 from server.db import repository
 from server.pieces import PieceLibrary
 from server.presence import PresenceService
+from server.recovery import LocalStreams, RedisStreams
 from server.room_directory import RoomDirectory
 from server.schemas import RoomCreateIn, RoomJoinIn
 from server.sync import SyncService
@@ -99,6 +105,7 @@ class RoomManager:
         presence: PresenceService | None = None,
         sync: SyncService | None = None,
         directory: RoomDirectory | None = None,
+        streams: LocalStreams | RedisStreams | None = None,
     ) -> None:
         self.sio = sio
         self.sessionmaker = sessionmaker
@@ -117,6 +124,10 @@ class RoomManager:
         self._tasks: set[asyncio.Task] = set()
         self.directory = directory
         self._nodes: dict[str, dict[str, str]] = {}  # room -> user -> node (cluster)
+        # Recovery streams (server/recovery.py): in Redis with a directory, else here.
+        if streams is None:
+            streams = RedisStreams(directory.redis) if directory is not None else LocalStreams()
+        self.streams = streams
 
     async def start_cluster(self) -> None:
         """Listen to the other processes' room control messages (with a directory)."""
@@ -230,9 +241,31 @@ class RoomManager:
         self._room_sids[room.room_id][connection.user_id] = sid
         connection.rooms.add(room.room_id)
         await self.sio.enter_room(sid, room.room_id)
+        missed = None
+        if msg.recover is not None:  # read after entering: nothing falls in between
+            missed = await self._missed(room.room_id, connection.user_id, msg.recover)
         await self.presence.device_changed(connection, room.room_id, _status(room, member.role))
         await self._publish_state(room)
-        return {"room": room.state(now_ms())}
+        answer: dict[str, Any] = {"room": room.state(now_ms())}
+        if msg.recover is not None:
+            answer["recovered"] = missed is not None
+            answer["missed"] = missed or []
+        return answer
+
+    async def _missed(self, room_id: str, user_id: str, recover) -> list[dict] | None:
+        """The events after ``recover``'s offset (without the user's own notes), or ``None``."""
+        try:
+            missed = await self.streams.since(room_id, recover.epoch, recover.offset)
+        except REDIS_ERRORS as exc:
+            log.warning("room %s: recovery stream unreadable (%s)", room_id, exc)
+            return None
+        if missed is None:
+            return None
+        return [
+            m
+            for m in missed
+            if not (m["event"] in ("note", "notes") and m["data"].get("user_id") == user_id)
+        ]
 
     async def leave(self, sid: str, room_id: str) -> dict[str, Any]:
         connection = self._connection(sid)
@@ -253,6 +286,13 @@ class RoomManager:
             await self.presence.device_changed(connection, None, "idle")
         if connection.user_id not in room.members and self.directory is None:
             return
+        if (
+            self.directory is not None
+            and room.start_at_ms is not None
+            and not room.is_finished
+            and any(e.user_id == connection.user_id for e in room.recording.events)
+        ):  # the player may come back on another process: its scoring goes along
+            await self._hand_off(room)
 
         def leave(room: Room) -> bool:
             if connection.user_id not in room.members:
@@ -281,10 +321,10 @@ class RoomManager:
             room_id, lambda room: room.start(connection.user_id, int(now_ms()))
         )
         parts = {p: u for p, u in room.parts_taken().items() if u in room.members}
-        await self.sio.emit(
+        await self._emit_room(
             "room:started",
             {"room_id": room_id, "start_at": start_at, "tempo_bpm": room.tempo_bpm, "parts": parts},
-            room=room_id,
+            room_id,
         )
         for user_id, member_sid in self._room_sids[room_id].items():
             member = self.connections.get(member_sid)
@@ -324,7 +364,7 @@ class RoomManager:
             if room.start_at_ms is None:  # the start's control message may be under way
                 room = await self._refresh(room_id)
             try:
-                last = await self.directory.next_seqs(room_id, len(events))
+                last = await self.directory.next_seqs(room_id, len(events), room.seq)
                 room.seq = last - len(events)  # no await between this and accept()
             except REDIS_ERRORS as exc:
                 log.warning("room %s: note sequence from Redis failed (%s)", room_id, exc)
@@ -336,7 +376,7 @@ class RoomManager:
         ]
         if len(relay) == 1:
             payload = {"room_id": room_id, "user_id": connection.user_id, "part": part, **relay[0]}
-            await self.sio.emit("note", payload, room=room_id, skip_sid=sid)
+            await self._emit_room("note", payload, room_id, skip_sid=sid)
         else:
             payload = {
                 "room_id": room_id,
@@ -344,7 +384,7 @@ class RoomManager:
                 "part": part,
                 "events": relay,
             }
-            await self.sio.emit("notes", payload, room=room_id, skip_sid=sid)
+            await self._emit_room("notes", payload, room_id, skip_sid=sid)
         self._schedule_score_update(room, connection.user_id)
         return {"accepted": len(relay), "seq": recorded[-1].seq}
 
@@ -372,7 +412,7 @@ class RoomManager:
         result = room.live_result(user_id)
         if result is not None:
             payload = {"room_id": room.room_id, "user_id": user_id, **result}
-            await self.sio.emit("score:update", payload, room=room.room_id)
+            await self._emit_room("score:update", payload, room.room_id)
 
     # -- finishing -------------------------------------------------------------------------
 
@@ -420,7 +460,7 @@ class RoomManager:
         finished = room.finish(reason, int(now_ms()), uuid.uuid4().hex)
         await self._save(finished)
         payload = self._finished_payload(finished)
-        await self.sio.emit("room:finished", payload, room=room.room_id)
+        await self._emit_room("room:finished", payload, room.room_id)
         await self._publish_state(room)
         log.info("room %s finished (%s), session %s", room.room_id, reason, finished.session_id)
         if self.sync is not None:
@@ -458,6 +498,9 @@ class RoomManager:
         )
         await self._save(finished)
         payload = self._finished_payload(finished)
+        logged = await self.streams.append(room_id, "room:finished", payload)
+        if logged is not None:
+            payload = {**payload, "epoch": logged[0], "offset": logged[1]}
         await directory.set_finished(room_id, payload)
         await directory.publish(room_id, "finished", p=payload)
         await self._deliver_finished(room, payload)
@@ -530,7 +573,16 @@ class RoomManager:
 
     async def _publish_state(self, room: Room) -> None:
         self._state_published[room.room_id] = time.monotonic()
-        await self.sio.emit("room:state", room.state(now_ms()), room=room.room_id)
+        await self._emit_room("room:state", room.state(now_ms()), room.room_id)
+
+    async def _emit_room(
+        self, event: str, payload: dict[str, Any], room_id: str, skip_sid: str | None = None
+    ) -> None:
+        """Log ``event`` in the room's recovery stream, then emit it with its offset."""
+        logged = await self.streams.append(room_id, event, payload)
+        if logged is not None:
+            payload = {**payload, "epoch": logged[0], "offset": logged[1]}
+        await self.sio.emit(event, payload, room=room_id, skip_sid=skip_sid)
 
     async def _hand_off(self, room: Room) -> None:
         """Shutdown: leave our players' partials in Redis for the process that finishes."""
@@ -590,6 +642,15 @@ class RoomManager:
         """Cluster: this process's replica of ``room_id``, brought up to the record."""
         assert self.directory is not None
         record = await self.directory.load(room_id)
+        known = self.rooms.get(room_id)
+        if record is None and known is not None and not known.is_finished:
+            # Redis lost the record (restarted empty): put our replica back (the first
+            # process to do so wins; the others adopt it).
+            record = {"room": known.snapshot(), "nodes": self._nodes.get(room_id, {})}
+            if not await self.directory.restore(room_id, record):
+                record = await self.directory.load(room_id)
+            else:
+                log.warning("room %s: record lost from Redis; restored from this replica", room_id)
         if record is None:
             raise RoomError("unknown_room", f"no room with id {room_id!r}")
         snap = record["room"]
@@ -663,6 +724,7 @@ class RoomManager:
         self._nodes.pop(room_id, None)
         self._room_sids.pop(room_id, None)
         self._state_published.pop(room_id, None)
+        self.streams.drop(room_id)
         for key in [k for k in self._score_last if k[0] == room_id]:
             del self._score_last[key]
 

@@ -67,11 +67,19 @@ class RoomCreateIn(_Strict):
     name: Text = ""
 
 
+class RecoverIn(_Strict):
+    """``room:join``'s ``recover``: the last event a reconnecting client received."""
+
+    epoch: Id
+    offset: str = Field(min_length=3, max_length=64, pattern=r"^[0-9]+-[0-9]+$")
+
+
 class RoomJoinIn(_Strict):
     room_id: Id
     role: Literal["player", "spectator"] = "player"
     part: Text | None = None
     instrument: Text | None = None
+    recover: RecoverIn | None = None
 
 
 class RoomIdIn(_Strict):

@@ -107,6 +107,8 @@ def redis_server_binary() -> str | None:
 class RedisProcess:
     url: str
     proc: subprocess.Popen
+    workdir: Path | None = None
+    port: int = 0
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -116,13 +118,19 @@ class RedisProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
 
+    def restart(self) -> None:
+        """Stop and start again on the same port: empty (no persistence)."""
+        assert self.workdir is not None
+        self.stop()
+        self.proc = start_redis(self.workdir, port=self.port).proc
 
-def start_redis(workdir: Path) -> RedisProcess:
-    """Start a private ``redis-server`` (no persistence) on a free port."""
+
+def start_redis(workdir: Path, port: int | None = None) -> RedisProcess:
+    """Start a private ``redis-server`` (no persistence) on a free port (or ``port``)."""
     binary = redis_server_binary()
     if binary is None:
         raise RuntimeError("redis-server is not installed; run tests/install-test-deps.sh")
-    port = free_port()
+    port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / f"redis-{port}.log"
     proc = subprocess.Popen(
@@ -152,7 +160,7 @@ def start_redis(workdir: Path) -> RedisProcess:
             return s.recv(16).startswith(b"+PONG")
 
     _wait_for(pong, 15, "redis-server", proc, log)
-    return RedisProcess(f"redis://127.0.0.1:{port}/0", proc)
+    return RedisProcess(f"redis://127.0.0.1:{port}/0", proc, workdir, port)
 
 
 def postgres_bin_dir() -> Path | None:

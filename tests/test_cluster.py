@@ -25,6 +25,7 @@ from server.bot import Style, play_part
 from server.client import TuttiClient, local_ms
 from tests.music import chorale_midi
 from tests.play import connected, upload_piece
+from tests.servers import start_redis
 from tests.test_real_music import check_player
 
 pytestmark = pytest.mark.realtime
@@ -381,9 +382,284 @@ async def test_sigterm_hands_the_players_scoring_over(cluster):
 
 async def test_sigkill_mid_duet_the_room_goes_on_and_is_saved_once(cluster):
     """A process dies mid-duet: its player rejoins elsewhere and finishes; what the dead
-    process had scored is lost (no recovery stream), the room is saved once."""
+    process had scored is lost (scorers are not rebuilt from the recovery stream), the room
+    is saved once."""
     bass, sent_after, piece = await _duet_with_a_stopped_process(cluster, signal.SIGKILL)
     assert bass["notes_expected"] == len(piece.part("Bass").notes)
     assert bass["notes_played"] == sent_after
     assert bass["complete"] is True
     assert 0 < bass["notes_matched"] <= sent_after
+
+
+def _offset(entry: dict) -> tuple[int, int]:
+    ms, _, n = entry["offset"].partition("-")
+    return int(ms), int(n)
+
+
+def last_event(client) -> dict:
+    """The latest room event ``client`` received (the one with the highest offset)."""
+    return max(
+        (
+            d
+            for events in client.received.values()
+            for d in events
+            if isinstance(d, dict) and "offset" in d
+        ),
+        key=_offset,
+    )
+
+
+async def _reconnect(url: str, old, device_id: str):
+    new = TuttiClient(url)
+    new.token, new.user = old.token, old.user
+    await new.connect(device_id=device_id)
+    await new.sync_clock(5)
+    return new
+
+
+async def _duet_room(one, two, title: str):
+    """Host (spectator) and soprano on process one, bass on process two; started."""
+    midi = chorale_midi("bach/bwv66.6")
+    piece = load_midi(midi, title=title)
+    host = await connected(one.url, "host")
+    info = await upload_piece(host, midi, title=title)
+    room_id = (
+        await host.call(
+            "room:create",
+            {"piece_id": info["id"], "mode": "duet", "tempo_bpm": TEMPO, "count_in_beats": 2},
+        )
+    )["room"]["room_id"]
+    await host.call("room:join", {"room_id": room_id, "role": "spectator"})
+    soprano = await connected(one.url, "soprano player")
+    bass = await connected(two.url, "bass player")
+    await soprano.call("room:join", {"room_id": room_id, "role": "player", "part": "Soprano"})
+    await bass.call("room:join", {"room_id": room_id, "role": "player", "part": "Bass"})
+    return piece, room_id, host, soprano, bass
+
+
+async def test_reconnecting_player_recovers_missed_events_on_another_process(cluster):
+    """The bass (process two) drops out for 1 s mid-duet and rejoins on process one with
+    its last offset: it gets exactly the soprano's notes it missed, ``recovered: true``,
+    and its scoring carries on (exact counts at the end)."""
+    database, (one, two) = cluster(2)
+    piece, room_id, host, soprano, bass = await _duet_room(one, two, "recovery duet")
+    started = await host.call("room:start", {"room_id": room_id})
+    time_scale = piece.bpm / TEMPO
+    moved: dict = {}
+
+    async def switch():
+        last = last_event(bass)
+        await bass.disconnect()
+        await asyncio.sleep(1.0)
+        new = await _reconnect(one.url, bass, "bass-again")
+        joined = await new.call(
+            "room:join",
+            {
+                "room_id": room_id,
+                "role": "player",
+                "part": "Bass",
+                "recover": {"epoch": last["epoch"], "offset": last["offset"]},
+            },
+        )
+        moved.update(client=new, last=last, joined=joined)
+        return new
+
+    await asyncio.gather(
+        play_part(
+            soprano,
+            room_id,
+            piece.part("Soprano"),
+            start_at=started["start_at"],
+            time_scale=time_scale,
+            style=Style(jitter_ms=15, dropped=2, seed=51),
+        ),
+        play_part_switching(
+            bass,
+            room_id,
+            piece.part("Bass"),
+            start_at=started["start_at"],
+            time_scale=time_scale,
+            style=Style(wrong=1, seed=52),
+            switch_at=0.5,
+            switch=switch,
+        ),
+    )
+    new_bass, last, joined = moved["client"], moved["last"], moved["joined"]
+    finished = [await c.wait_for("room:finished", timeout=60) for c in (host, soprano, new_bass)]
+    assert finished[0] == finished[1] == finished[2]
+    assert joined["recovered"] is True
+    missed = joined["missed"]
+    assert missed, "the soprano played during the second away"
+    assert all(_offset(m["data"]) > _offset(last) for m in missed)
+    # Exactly the soprano's notes between the last offset and the rejoin, as the host
+    # (connected throughout) heard them.
+    upto = max(_offset(m["data"]) for m in missed)
+
+    def soprano_seqs(entries) -> list[int]:
+        out = []
+        for m in entries:
+            if m["part"] != "Soprano":
+                continue
+            out += [e["seq"] for e in m["events"]] if "events" in m else [m["seq"]]
+        return sorted(out)
+
+    host_notes = [*host.received["note"], *host.received["notes"]]
+    expected = soprano_seqs(e for e in host_notes if _offset(last) < _offset(e) <= upto)
+    got = soprano_seqs(m["data"] for m in missed if m["event"] in {"note", "notes"})
+    assert got == expected and got
+    # Nothing of the bass's own notes is sent back; old + missed + live = everything once.
+    assert all(
+        m["data"]["user_id"] != bass.user["id"] for m in missed if m["event"] in {"note", "notes"}
+    )
+    live = [
+        e for e in [*new_bass.received["note"], *new_bass.received["notes"]] if _offset(e) > upto
+    ]
+    old = [*bass.received["note"], *bass.received["notes"]]
+    everything = soprano_seqs(old) + got + soprano_seqs(live)
+    assert sorted(everything) == soprano_seqs(host_notes)
+    # Its scoring carried on across the move: exact counts.
+    results = finished[0]["results"]
+    check_player(results[soprano.user["id"]], dropped=2)
+    b_result = results[bass.user["id"]]
+    assert b_result["notes_expected"] == len(piece.part("Bass").notes)
+    check_player(b_result, wrong=1)
+    db = await asyncpg.connect(_pg(database))
+    try:
+        sessions = await db.fetch("SELECT id FROM practice_sessions WHERE room_id = $1", room_id)
+        assert [r["id"] for r in sessions] == [finished[0]["session_id"]]
+    finally:
+        await db.close()
+    for client in (host, soprano, new_bass):
+        await client.disconnect()
+
+
+async def test_stale_offset_gets_the_full_state_across_processes(cluster):
+    """An offset from another epoch, or one trimmed away: ``recovered: false``, full state."""
+    _, (one, two) = cluster(2)
+    _, room_id, host, soprano, bass = await _duet_room(one, two, "stale offsets")
+    last = last_event(bass)
+    for recover in (
+        {"epoch": "0" * 16, "offset": last["offset"]},
+        {"epoch": last["epoch"], "offset": "1-0"},  # older than the stream's bound
+    ):
+        listener = await connected(one.url, "listener")
+        joined = await listener.call(
+            "room:join", {"room_id": room_id, "role": "spectator", "recover": recover}
+        )
+        assert joined["recovered"] is False and joined["missed"] == []
+        assert {m["user_id"] for m in joined["room"]["members"]} >= {
+            host.user["id"],
+            soprano.user["id"],
+            bass.user["id"],
+        }
+        await listener.disconnect()
+    # ...and a good one, from process one, of an event emitted on process two.
+    listener = await connected(one.url, "listener")
+    joined = await listener.call(
+        "room:join",
+        {
+            "room_id": room_id,
+            "role": "spectator",
+            "recover": {"epoch": last["epoch"], "offset": last["offset"]},
+        },
+    )
+    assert joined["recovered"] is True
+    # What happened since: the listeners' joins and leaves.
+    assert joined["missed"] and {m["event"] for m in joined["missed"]} == {"room:state"}
+    for client in (host, soprano, bass, listener):
+        await client.disconnect()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of the test's own (the test restarts it)."""
+    proc = start_redis(tmp_path / "own-redis")
+    yield proc
+    proc.stop()
+
+
+async def test_redis_restarted_mid_duet(fresh_server, own_redis, postgres):
+    """Redis restarts (empty) mid-duet: both processes reconnect, the room goes on (its
+    record is restored from the processes' replicas), the duet finishes and is saved once;
+    a listener rejoining with an offset from before the restart is told it lost events."""
+    database = postgres.create_database(f"cluster_{uuid.uuid4().hex[:12]}")
+    shared = ("--redis-url", own_redis.url, "--secret-key", "k", "--database-url", database)
+    one, two = fresh_server(*shared), fresh_server(*shared)
+    piece, room_id, host, soprano, bass = await _duet_room(one, two, "redis restart")
+    listener = await connected(two.url, "listener")
+    await listener.call("room:join", {"room_id": room_id, "role": "spectator"})
+    started = await host.call("room:start", {"room_id": room_id})
+    time_scale = piece.bpm / TEMPO
+    end_ms = started["start_at"] + piece.duration_s * time_scale * 1000
+    restarted: dict = {}
+
+    async def restart_redis():
+        await asyncio.sleep(max(0.0, (started["start_at"] - host.server_now()) / 1000) + 3.0)
+        restarted["last"] = last_event(listener)
+        await listener.disconnect()
+        await asyncio.to_thread(own_redis.restart)
+        restarted["at"] = host.server_now()
+        await asyncio.sleep(1.5)
+        back = await _reconnect(one.url, listener, "listener-again")
+        last = restarted["last"]
+        restarted["joined"] = await back.call(
+            "room:join",
+            {
+                "room_id": room_id,
+                "role": "spectator",
+                "recover": {"epoch": last["epoch"], "offset": last["offset"]},
+            },
+        )
+        restarted["client"] = back
+
+    await asyncio.gather(
+        restart_redis(),
+        play_part(
+            soprano,
+            room_id,
+            piece.part("Soprano"),
+            start_at=started["start_at"],
+            time_scale=time_scale,
+            style=Style(jitter_ms=15, dropped=2, seed=61),
+        ),
+        play_part(
+            bass,
+            room_id,
+            piece.part("Bass"),
+            start_at=started["start_at"],
+            time_scale=time_scale,
+            style=Style(wrong=1, seed=62),
+        ),
+    )
+    assert restarted["at"] < end_ms - 3000, "the restart fell in the middle of the piece"
+    joined = restarted["joined"]
+    assert joined["recovered"] is False and joined["missed"] == []
+    assert {m["user_id"] for m in joined["room"]["members"]} >= {
+        soprano.user["id"],
+        bass.user["id"],
+    }
+    assert joined["room"]["phase"] == "playing"
+    back = restarted["client"]
+    finished = [await c.wait_for("room:finished", timeout=60) for c in (host, soprano, bass, back)]
+    assert all(f == finished[0] for f in finished)
+    results = finished[0]["results"]
+    check_player(results[soprano.user["id"]], dropped=2)
+    check_player(results[bass.user["id"]], wrong=1)
+    # They kept hearing each other across processes after the restart.
+    after = restarted["at"] + 1000
+    assert any(e["t"] > after for e in heard(bass, "Soprano"))
+    assert any(e["t"] > after for e in heard(soprano, "Bass"))
+    seqs = [e["seq"] for e in heard(bass, "Soprano") + heard(soprano, "Bass")]
+    assert len(seqs) == len(set(seqs))
+    db = await asyncpg.connect(_pg(database))
+    try:
+        sessions = await db.fetch("SELECT id FROM practice_sessions WHERE room_id = $1", room_id)
+        assert [r["id"] for r in sessions] == [finished[0]["session_id"]]
+        logs = await db.fetchval(
+            "SELECT count(*) FROM practice_logs WHERE session_id = $1", finished[0]["session_id"]
+        )
+        assert logs == 2
+    finally:
+        await db.close()
+    for client in (host, soprano, bass, back):
+        await client.disconnect()
