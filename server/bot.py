@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Any
 
-from rooms.performance import Mistakes, choose_mistakes, humanize
+from rooms.performance import Mistakes, PlannedEvent, choose_mistakes, humanize
 from rooms.piece import Part
 from server.client import TuttiClient, local_ms
 from server.pieces import piece_from_midi
@@ -38,19 +38,11 @@ async def load_part(client: TuttiClient, piece_id: str, part: str) -> Part:
     return piece.part(part)
 
 
-async def play_part(
-    client: TuttiClient,
-    room_id: str,
-    part: Part,
-    *,
-    start_at: float,
-    time_scale: float,
-    style: Style,
-) -> Mistakes:
-    """Play ``part`` from ``start_at`` (server epoch ms); returns the mistakes injected.
-
-    Events due at the same moment (a chord) go in one ``notes`` message.
-    """
+def plan_groups(
+    part: Part, *, time_scale: float, style: Style
+) -> tuple[Mistakes, list[list[PlannedEvent]]]:
+    """The mistakes ``style`` injects and the planned events, grouped by the moment they
+    are due (a chord's notes, ms from ``start_at``, form one group)."""
     mistakes = choose_mistakes(
         part.notes, dropped=style.dropped, wrong=style.wrong, seed=style.seed
     )
@@ -62,16 +54,38 @@ async def play_part(
         mistakes=mistakes,
         seed=style.seed,
     )
-    for t_ms, group in groupby(plan, key=lambda e: round(e.t_ms, 1)):
-        due = start_at + t_ms
-        delay = (client.clock.to_client(due) - local_ms()) / 1000.0
-        if delay > 0:
-            await asyncio.sleep(delay)
-        events = [
-            {"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": start_at + e.t_ms}
-            for e in group
-        ]
-        await client.call("notes", {"room_id": room_id, "events": events})
+    return mistakes, [list(g) for _, g in groupby(plan, key=lambda e: round(e.t_ms, 1))]
+
+
+async def send_group(
+    client: TuttiClient, room_id: str, group: list[PlannedEvent], *, start_at: float
+) -> None:
+    """Wait until ``group`` is due on the server clock, then send it as one ``notes``
+    message stamped with the time it was "played"."""
+    due = start_at + group[0].t_ms
+    delay = (client.clock.to_client(due) - local_ms()) / 1000.0
+    if delay > 0:
+        await asyncio.sleep(delay)
+    events = [
+        {"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": start_at + e.t_ms}
+        for e in group
+    ]
+    await client.call("notes", {"room_id": room_id, "events": events})
+
+
+async def play_part(
+    client: TuttiClient,
+    room_id: str,
+    part: Part,
+    *,
+    start_at: float,
+    time_scale: float,
+    style: Style,
+) -> Mistakes:
+    """Play ``part`` from ``start_at`` (server epoch ms); returns the mistakes injected."""
+    mistakes, groups = plan_groups(part, time_scale=time_scale, style=style)
+    for group in groups:
+        await send_group(client, room_id, group, start_at=start_at)
     return mistakes
 
 

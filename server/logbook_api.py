@@ -56,7 +56,7 @@ from typing import Annotated, Any
 
 import orjson
 from aiohttp import web
-from pydantic import Field, field_validator
+from pydantic import Field
 from sqlalchemy import func, select, update
 
 from rooms.errors import RoomError
@@ -73,7 +73,7 @@ from server.logbook import (
     Entity,
     row_to_json,
 )
-from server.schemas import _Strict, parse
+from server.schemas import DisplayName, _Strict, parse
 from server.sync_api import query_int
 
 routes = web.RouteTableDef()
@@ -119,14 +119,7 @@ def fail(exc: RoomError) -> web.HTTPException:
 
 
 class ProfileIn(_Strict):
-    display_name: str = Field(min_length=1, max_length=50)
-
-    @field_validator("display_name")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("display_name must not be blank")
-        return value.strip()
+    display_name: DisplayName
 
 
 RowId = Annotated[str, Field(min_length=1, max_length=64)]

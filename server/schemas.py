@@ -21,7 +21,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rooms.errors import RoomError
 from rooms.notes import NoteEvent
@@ -115,15 +123,18 @@ class NotesMsg(_Strict):
     events: list[NoteIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class GuestIn(_Strict):
-    display_name: str = Field(min_length=1, max_length=50)
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("display_name must not be blank")
+    return value.strip()
 
-    @field_validator("display_name")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("display_name must not be blank")
-        return value.strip()
+
+DisplayName = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_not_blank)]
+"""A person's shown name: 1–50 characters, not blank, stripped."""
+
+
+class GuestIn(_Strict):
+    display_name: DisplayName
 
 
 M = TypeVar("M", bound=BaseModel)

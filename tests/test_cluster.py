@@ -12,17 +12,15 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from itertools import groupby
 
 import asyncpg
 import pytest
 
 from rooms.notes import NoteEvent
-from rooms.performance import choose_mistakes, humanize
 from rooms.piece import load_midi
 from rooms.room import PlayerPartial, Room
-from server.bot import Style, play_part
-from server.client import TuttiClient, local_ms
+from server.bot import Style, plan_groups, play_part, send_group
+from server.client import TuttiClient
 from tests.music import chorale_midi
 from tests.play import connected, upload_piece
 from tests.servers import start_redis
@@ -341,32 +339,13 @@ async def play_part_switching(
 ):
     """Like :func:`server.bot.play_part`, but after ``switch_at`` of the note groups
     ``switch()`` gives the client to go on with. Returns the note-ons sent after it."""
-    mistakes = choose_mistakes(
-        part.notes, dropped=style.dropped, wrong=style.wrong, seed=style.seed
-    )
-    plan = humanize(
-        part.notes,
-        time_scale=time_scale,
-        tempo_ratio=style.tempo_ratio,
-        jitter_ms=style.jitter_ms,
-        mistakes=mistakes,
-        seed=style.seed,
-    )
-    groups = [list(g) for _, g in groupby(plan, key=lambda e: round(e.t_ms, 1))]
+    _, groups = plan_groups(part, time_scale=time_scale, style=style)
     cut = int(len(groups) * switch_at)
     ons_after = 0
     for index, group in enumerate(groups):
         if index == cut:
             client = await switch()
-        due = start_at + group[0].t_ms
-        delay = (client.clock.to_client(due) - local_ms()) / 1000.0
-        if delay > 0:
-            await asyncio.sleep(delay)
-        events = [
-            {"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": start_at + e.t_ms}
-            for e in group
-        ]
-        await client.call("notes", {"room_id": room_id, "events": events})
+        await send_group(client, room_id, group, start_at=start_at)
         if index >= cut:
             ons_after += sum(e.type == "on" for e in group)
     return ons_after
