@@ -82,6 +82,8 @@ def musicxml_to_midi(data: bytes) -> Converted:
     except Exception as exc:
         raise InvalidMusicXML(f"music21 could not write this score as MIDI: {exc}") from None
     metadata = score.metadata
-    title = (metadata.title or metadata.movementName) if metadata else None
+    title = metadata.title if metadata else None
+    if metadata and not title and metadata.movementName != os.path.basename(path):
+        title = metadata.movementName  # music21 puts the file name there when there is none
     composer = metadata.composer if metadata else None
     return Converted(midi, title or None, composer or None)
