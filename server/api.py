@@ -166,6 +166,14 @@ async def add_piece(request: web.Request) -> web.Response:
         raise error(501, exc.code, str(exc)) from None
     except PieceError as exc:
         raise error(400, exc.code, str(exc)) from None
+    composer = query.get("composer") or loaded.composer
+    metadata = await asyncio.to_thread(  # the analysis of a long piece takes a moment
+        repository.library_metadata,
+        loaded.piece,
+        composer=composer,
+        instrument=instrument,
+        style_period=style_period,
+    )
     async with request.app[SESSIONMAKER].begin() as db:
         if await repository.get_user(db, caller["sub"]) is None:
             raise error(401, "unknown_user", "this token's user no longer exists")
@@ -174,12 +182,11 @@ async def add_piece(request: web.Request) -> web.Response:
             piece=loaded.piece,
             midi_data=loaded.midi,
             title=loaded.title,
-            composer=query.get("composer") or loaded.composer,
+            composer=composer,
             source_type="musicxml_upload" if loaded.format == "musicxml" else "midi_upload",
             split_pitch=split_pitch,
             uploaded_by=caller["sub"],
-            instrument=instrument,
-            style_period=style_period,
+            metadata=metadata,
         )
         body = repository.piece_to_dict(row)
     return json_response(body, status=201)

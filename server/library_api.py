@@ -153,6 +153,7 @@ async def generate_piece(request: web.Request) -> web.Response:
     except (RoomError, GenerateError) as exc:
         raise error(400, exc.code, getattr(exc, "message", str(exc))) from None
     generated = await asyncio.to_thread(generate, req)
+    metadata = await asyncio.to_thread(repository.library_metadata, generated.piece, composer=None)
     async with request.app[SESSIONMAKER].begin() as db:
         if await repository.get_user(db, caller["sub"]) is None:
             raise error(401, "unknown_user", "this token's user no longer exists")
@@ -166,6 +167,7 @@ async def generate_piece(request: web.Request) -> web.Response:
             split_pitch=None,
             uploaded_by=caller["sub"],
             generator=asdict(req),
+            metadata=metadata,
         )
         return json_response(repository.piece_to_dict(row), status=201)
 

@@ -73,6 +73,7 @@ async def get_user(db: AsyncSession, user_id: str) -> User | None:
 
 # --------------------------------------------------------------------------- pieces
 
+
 def estimate_difficulty(piece: Piece) -> int:
     """The 1–10 difficulty of :func:`rooms.analysis.analyse` (see its formula)."""
     return analyse(piece, chords=False).difficulty
@@ -138,6 +139,7 @@ async def add_piece(
     instrument: str | None = None,
     style_period: str | None = None,
     generator: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> SheetMusic:
     """Add a piece and flush it; returns the row.
 
@@ -149,7 +151,8 @@ async def add_piece(
     parts come from the piece; difficulty, key, analysis, grade, instrument
     and style period from :func:`library_metadata` (``instrument`` and
     ``style_period`` override what it infers); ``generator`` is the request of
-    a ``generated`` piece.
+    a ``generated`` piece. ``metadata`` is :func:`library_metadata` computed
+    beforehand (e.g. off the event loop), used as given.
     Raises ``ValueError`` for an unknown ``source_type`` (see
     :data:`server.db.models.SOURCE_TYPES`); an unknown ``uploaded_by`` fails
     at flush with :class:`sqlalchemy.exc.IntegrityError`.
@@ -170,8 +173,11 @@ async def add_piece(
         midi_data=bytes(midi_data),
         uploaded_by=uploaded_by,
         generator=generator,
-        **library_metadata(
-            piece, composer=composer, instrument=instrument, style_period=style_period
+        **(
+            metadata
+            or library_metadata(
+                piece, composer=composer, instrument=instrument, style_period=style_period
+            )
         ),
     )
     db.add(row)
