@@ -5,18 +5,21 @@ Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx status.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
 from sqlalchemy import text
 
+from rooms.catalogue import STYLE_PERIODS
 from rooms.errors import RoomError
 from rooms.piece import PieceError
 from server.auth import TokenError, issue_token, verify_token
 from server.db import repository
 from server.keys import MANAGER, SECRET, SESSIONMAKER, SETTINGS
-from server.pieces import piece_from_midi
+from server.musicxml import MusicXMLUnavailable
+from server.pieces import load_piece_file
 from server.schemas import GuestIn, parse
 
 routes = web.RouteTableDef()
@@ -32,6 +35,7 @@ _HTTP_ERRORS = {
     401: web.HTTPUnauthorized,
     404: web.HTTPNotFound,
     413: _PayloadTooLarge,
+    501: web.HTTPNotImplemented,
 }
 
 
@@ -114,19 +118,16 @@ async def health(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-@routes.get("/api/pieces")
-async def list_pieces(request: web.Request) -> web.Response:
-    async with request.app[SESSIONMAKER]() as db:
-        rows = await repository.list_pieces(db)
-        return json_response({"pieces": [repository.piece_to_dict(r) for r in rows]})
-
-
 @routes.post("/api/pieces")
 async def add_piece(request: web.Request) -> web.Response:
-    """Body: a Standard MIDI File (at most ``max_upload_bytes``).
+    """Body: a Standard MIDI File or a MusicXML file (``.musicxml``/``.xml``
+    text or ``.mxl`` zip; needs the ``musicxml`` extra, else ``501
+    musicxml_unavailable``), at most ``max_upload_bytes``.
 
     Query: ``title``, ``composer``, ``split_hands`` (true: split the one part
-    into ``right``/``left`` at ``split_pitch``, default 60 = middle C).
+    into ``right``/``left`` at ``split_pitch``, default 60 = middle C),
+    ``filename`` (its suffix tells the format; else the content does),
+    ``instrument``, ``style_period`` (see :mod:`server.library`).
     """
     caller = _caller(request)
     settings = request.app[SETTINGS]
@@ -146,22 +147,46 @@ async def add_piece(request: web.Request) -> web.Response:
     title = query.get("title") or None
     if title is not None and len(title) > 200:
         raise error(400, "invalid_value", "title must be at most 200 characters")
+    instrument = query.get("instrument") or None
+    if instrument is not None and len(instrument) > 64:
+        raise error(400, "invalid_value", "instrument must be at most 64 characters")
+    style_period = query.get("style_period") or None
+    if style_period is not None and style_period not in STYLE_PERIODS:
+        raise error(400, "invalid_value", f"style_period must be one of {', '.join(STYLE_PERIODS)}")
     try:
-        piece = piece_from_midi(data, title=title, split_pitch=split_pitch)
+        # music21 takes a while over MusicXML: off the event loop.
+        loaded = await asyncio.to_thread(
+            load_piece_file,
+            data,
+            filename=query.get("filename"),
+            title=title,
+            split_pitch=split_pitch,
+        )
+    except MusicXMLUnavailable as exc:
+        raise error(501, exc.code, str(exc)) from None
     except PieceError as exc:
         raise error(400, exc.code, str(exc)) from None
+    composer = query.get("composer") or loaded.composer
+    metadata = await asyncio.to_thread(  # the analysis of a long piece takes a moment
+        repository.library_metadata,
+        loaded.piece,
+        composer=composer,
+        instrument=instrument,
+        style_period=style_period,
+    )
     async with request.app[SESSIONMAKER].begin() as db:
         if await repository.get_user(db, caller["sub"]) is None:
             raise error(401, "unknown_user", "this token's user no longer exists")
         row = await repository.add_piece(
             db,
-            piece=piece,
-            midi_data=data,
-            title=title,
-            composer=query.get("composer") or None,
-            source_type="midi_upload",
+            piece=loaded.piece,
+            midi_data=loaded.midi,
+            title=loaded.title,
+            composer=composer,
+            source_type="musicxml_upload" if loaded.format == "musicxml" else "midi_upload",
             split_pitch=split_pitch,
             uploaded_by=caller["sub"],
+            metadata=metadata,
         )
         body = repository.piece_to_dict(row)
     return json_response(body, status=201)

@@ -9,7 +9,7 @@ import socketio
 from aiohttp import web
 
 from rooms.room import RoomSettings
-from server import auth_api, codec, events, logbook_api, sync_api, sync_events
+from server import auth_api, codec, events, library_api, logbook_api, sync_api, sync_events
 from server.api import routes
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
@@ -90,6 +90,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SIO] = sio
     app[SYNC] = sync
     app[PRESENCE] = presence
+    # Before server.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
+    app.add_routes(library_api.routes)
     app.add_routes(routes)
     for feature in (auth_api, sync_api, logbook_api):
         app.add_routes(feature.routes)
@@ -116,6 +118,7 @@ def create_app(settings: Settings) -> web.Application:
         await engine.dispose()
 
     app.on_startup.append(on_startup)
+    app.on_startup.append(library_api.backfill_on_startup)  # after the migrations
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

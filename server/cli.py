@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from rooms.catalogue import STYLE_PERIODS
+from rooms.generate import KINDS
 from server.config import Settings, add_arguments, settings_from
 
 SERVER_SETTINGS = None  # all of them
@@ -53,8 +55,30 @@ def cmd_pieces_import(settings: Settings, args: argparse.Namespace) -> int:
             title=args.title,
             composer=args.composer,
             split_pitch=split_pitch,
+            instrument=args.instrument,
+            style_period=args.style_period,
         )
     )
+
+
+def cmd_pieces_generate(settings: Settings, args: argparse.Namespace) -> int:
+    from rooms.generate import GenerateError, Request
+    from server.pieces_import import generate_piece
+
+    try:
+        request = Request(
+            kind=args.kind,
+            difficulty=args.difficulty,
+            key=args.key,
+            parts=args.parts,
+            measures=args.measures,
+            seed=args.seed,
+        )
+    except GenerateError as exc:
+        print(f"tutti pieces generate: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else None
+    return asyncio.run(generate_piece(settings, request, out=out))
 
 
 def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
@@ -105,8 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pieces = sub.add_parser("pieces", help="manage the piece library")
     pieces_sub = pieces.add_subparsers(dest="pieces_command", required=True, metavar="ACTION")
-    imp = pieces_sub.add_parser("import", help="import MIDI files into the library")
-    imp.add_argument("files", nargs="+", metavar="FILE", help="Standard MIDI Files (.mid)")
+    imp = pieces_sub.add_parser("import", help="import MIDI or MusicXML files into the library")
+    imp.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="Standard MIDI Files (.mid) or MusicXML (.musicxml, .mxl, .xml; "
+        "needs pip install 'tutti[musicxml]')",
+    )
     imp.add_argument("--title", help="title (one file only; default: from the file)")
     imp.add_argument("--composer", help="composer to record")
     imp.add_argument(
@@ -120,8 +150,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=60,
         help="lowest MIDI pitch of the right hand (default 60, middle C)",
     )
+    imp.add_argument("--instrument", help="instrument (default: from the MIDI programs)")
+    imp.add_argument(
+        "--style-period",
+        choices=STYLE_PERIODS,
+        help="style period (default: from the composer, when known)",
+    )
     add_arguments(imp, DB_SETTINGS)
     imp.set_defaults(func=cmd_pieces_import)
+
+    gen = pieces_sub.add_parser(
+        "generate", help="generate sight-reading material (scales, arpeggios, phrases)"
+    )
+    gen.add_argument("--kind", choices=KINDS, default="phrase", help="what to generate")
+    gen.add_argument("--difficulty", type=int, default=3, help="difficulty 1-10 (default 3)")
+    gen.add_argument("--key", default="C major", help="key, e.g. 'G major', 'F# minor'")
+    gen.add_argument("--parts", type=int, default=1, choices=(1, 2), help="1 = solo, 2 = duet")
+    gen.add_argument("--measures", type=int, default=8, help="measures of 4/4 (1-64)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (same seed, same notes)")
+    gen.add_argument("--out", help="also write the MIDI file here")
+    add_arguments(gen, DB_SETTINGS)
+    gen.set_defaults(func=cmd_pieces_generate)
 
     bot = sub.add_parser("bot", help="join a room and play a part as a computer partner")
     bot.add_argument("--url", default="http://127.0.0.1:8080", help="server URL")

@@ -1,13 +1,16 @@
-"""The piece library: stored MIDI files turned into :class:`rooms.piece.Piece` objects, cached."""
+"""The piece library: stored MIDI files turned into :class:`rooms.piece.Piece` objects, cached;
+uploaded files (MIDI or MusicXML) loaded for storage."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rooms.piece import Piece, load_midi
 from server.db import repository
+from server.musicxml import looks_like_musicxml, musicxml_to_midi
 
 
 def piece_from_midi(midi_data: bytes, *, title: str | None, split_pitch: int | None) -> Piece:
@@ -44,3 +47,33 @@ class PieceLibrary:
         if len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
         return piece
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    """An uploaded/imported file as stored: the MIDI bytes (converted when the
+    file was MusicXML), the parsed piece, and the title/composer found in it."""
+
+    midi: bytes
+    piece: Piece
+    format: str  # "midi" | "musicxml"
+    title: str | None
+    composer: str | None
+
+
+def load_piece_file(
+    data: bytes, *, filename: str | None, title: str | None, split_pitch: int | None
+) -> LoadedFile:
+    """Load a Standard MIDI File or a MusicXML file (needs the ``musicxml`` extra).
+
+    The format is told by the file name's suffix, else by its content (``MThd``
+    → MIDI, zip or XML score → MusicXML). Raises :class:`rooms.piece.PieceError`
+    (``musicxml_unavailable``, ``invalid_musicxml``, or the MIDI codes).
+    """
+    if not data.startswith(b"MThd") and looks_like_musicxml(data, filename):
+        converted = musicxml_to_midi(data)
+        name = title or converted.title
+        piece = piece_from_midi(converted.midi, title=name, split_pitch=split_pitch)
+        return LoadedFile(converted.midi, piece, "musicxml", name, converted.composer)
+    piece = piece_from_midi(data, title=title, split_pitch=split_pitch)
+    return LoadedFile(data, piece, "midi", title, None)

@@ -59,7 +59,7 @@ NAMING_CONVENTION = {
 ID_LENGTH = 64
 """Room for uuid4 hex (32) and any other opaque id up to 64 characters."""
 
-SOURCE_TYPES = ("midi_upload", "cli_import", "demo")
+SOURCE_TYPES = ("midi_upload", "cli_import", "demo", "generated", "musicxml_upload")
 SESSION_MODES = ("duet", "ensemble", "free")
 ACTIVITY_ENSEMBLE = "ensemble_reading"
 ACTIVITY_REPERTOIRE = "repertoire"
@@ -135,10 +135,19 @@ class SheetMusic(Base):
 
     ``tempo_bpm`` is the file's initial tempo, ``duration_seconds`` the length
     at that tempo map. ``difficulty`` is a 1–10 heuristic (see
-    :func:`server.db.repository.estimate_difficulty`). ``split_pitch`` is set
+    :mod:`rooms.analysis`). ``split_pitch`` is set
     when the piece is the file split into right/left hands at that pitch
     (right hand ≥ ``split_pitch``). ``midi_data`` is deferred: it is only
     loaded when asked for.
+
+    Library metadata (``0003``, see :mod:`server.library`): ``key_name`` the
+    Krumhansl–Schmuckler key (``"F# minor"``), ``analysis`` the JSON of
+    :meth:`rooms.analysis.Analysis.to_json` (features, key, chords per beat),
+    ``instrument`` (``"piano"``, ``"strings"``… from the General MIDI program
+    or given at import), ``style_period`` (``"baroque"``…, given or from the
+    composer), ``grade`` 1–8 (from the difficulty), ``generator`` the request
+    of a ``generated`` piece (``{"kind", "difficulty", "key", "parts",
+    "measures", "seed"}``).
     """
 
     __tablename__ = "sheet_music"
@@ -160,6 +169,12 @@ class SheetMusic(Base):
         String(ID_LENGTH), ForeignKey("users.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    key_name: Mapped[str | None] = mapped_column(String(16))
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
+    instrument: Mapped[str | None] = mapped_column(String(64), index=True)
+    style_period: Mapped[str | None] = mapped_column(String(32), index=True)
+    grade: Mapped[int | None] = mapped_column(Integer)
+    generator: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     def __repr__(self) -> str:
         return f"SheetMusic(id={self.id!r}, title={self.title!r})"

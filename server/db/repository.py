@@ -23,6 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer, undefer
 
+from rooms.analysis import analyse
+from rooms.catalogue import grade_of, instrument_of, style_period_of
 from rooms.finished import FinishedRoom, PlayerOutcome
 from server.db.models import (
     ACTIVITY_ENSEMBLE,
@@ -71,44 +73,32 @@ async def get_user(db: AsyncSession, user_id: str) -> User | None:
 
 # --------------------------------------------------------------------------- pieces
 
-DENSITY_FULL_NPS = 8.0
-"""Notes per second in the busiest part that count as maximally dense."""
-RANGE_EASY_SEMITONES = 12
-"""A part spanning an octave or less adds nothing for range."""
-RANGE_FULL_SEMITONES = 48
-"""A span of four octaves or more counts as maximal range."""
-
 
 def estimate_difficulty(piece: Piece) -> int:
-    """A rough 1–10 difficulty, a *heuristic* from note density and range.
+    """The 1–10 difficulty of :func:`rooms.analysis.analyse` (see its formula)."""
+    return analyse(piece, chords=False).difficulty
 
-    ``density`` is the busiest part's notes per second over the piece's
-    duration at its written tempo; ``span`` the widest part's pitch range in
-    semitones. Then::
 
-        d = min(density / 8, 1)                    # 8 notes/s (16ths at 120 BPM) → 1
-        r = clamp((span - 12) / (48 - 12), 0, 1)   # ≤ 1 octave → 0, ≥ 4 octaves → 1
-        difficulty = 1 + round(9 * (0.7 * d + 0.3 * r))
-
-    It ignores rhythm, polyphony within a hand, key and tempo changes: use it
-    to sort a catalogue, not to grade a student.
-    """
-    duration = float(piece.duration_s or 0.0)
-    density = 0.0
-    span = 0
-    for part in piece.parts:
-        pitches = [n.pitch for n in part.notes]
-        if not pitches:
-            continue
-        if duration > 0:
-            density = max(density, len(pitches) / duration)
-        span = max(span, max(pitches) - min(pitches))
-    d = min(density / DENSITY_FULL_NPS, 1.0)
-    r = min(
-        max((span - RANGE_EASY_SEMITONES) / (RANGE_FULL_SEMITONES - RANGE_EASY_SEMITONES), 0.0),
-        1.0,
-    )
-    return max(1, min(10, 1 + round(9 * (0.7 * d + 0.3 * r))))
+def library_metadata(
+    piece: Piece,
+    *,
+    composer: str | None,
+    instrument: str | None = None,
+    style_period: str | None = None,
+) -> dict[str, Any]:
+    """The analysed columns of a piece: ``difficulty``, ``key_name``, ``analysis``,
+    ``grade``, ``instrument`` (given or from the GM programs) and ``style_period``
+    (given or from the composer), see :mod:`rooms.analysis` and
+    :mod:`rooms.catalogue`."""
+    result = analyse(piece)
+    return {
+        "difficulty": result.difficulty,
+        "key_name": result.key.name if result.key else None,
+        "analysis": result.to_json(),
+        "grade": grade_of(result.difficulty),
+        "instrument": instrument or instrument_of(piece.parts),
+        "style_period": style_period or style_period_of(composer),
+    }
 
 
 def _parts_json(piece: Piece) -> list[dict[str, Any]]:
@@ -146,6 +136,10 @@ async def add_piece(
     source_type: str,
     split_pitch: int | None,
     uploaded_by: str | None,
+    instrument: str | None = None,
+    style_period: str | None = None,
+    generator: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> SheetMusic:
     """Add a piece and flush it; returns the row.
 
@@ -154,7 +148,11 @@ async def add_piece(
     only records it). ``midi_data`` is the original file's bytes. ``title``
     defaults to ``piece.title`` (then ``"Untitled"``). Tempo (BPM), duration
     (s), ticks per beat, the first time signature (``"4/4"`` if none) and the
-    parts come from the piece; difficulty from :func:`estimate_difficulty`.
+    parts come from the piece; difficulty, key, analysis, grade, instrument
+    and style period from :func:`library_metadata` (``instrument`` and
+    ``style_period`` override what it infers); ``generator`` is the request of
+    a ``generated`` piece. ``metadata`` is :func:`library_metadata` computed
+    beforehand (e.g. off the event loop), used as given.
     Raises ``ValueError`` for an unknown ``source_type`` (see
     :data:`server.db.models.SOURCE_TYPES`); an unknown ``uploaded_by`` fails
     at flush with :class:`sqlalchemy.exc.IntegrityError`.
@@ -168,13 +166,19 @@ async def add_piece(
         parts=_parts_json(piece),
         tempo_bpm=float(piece.bpm),
         duration_seconds=float(piece.duration_s),
-        difficulty=estimate_difficulty(piece),
         source_type=source_type,
         split_pitch=split_pitch,
         ticks_per_beat=int(piece.ticks_per_beat),
         time_signature=_time_signature(piece),
         midi_data=bytes(midi_data),
         uploaded_by=uploaded_by,
+        generator=generator,
+        **(
+            metadata
+            or library_metadata(
+                piece, composer=composer, instrument=instrument, style_period=style_period
+            )
+        ),
     )
     db.add(row)
     await db.flush()
@@ -211,7 +215,10 @@ def piece_to_dict(row: SheetMusic) -> dict[str, Any]:
     Keys: ``id``, ``title``, ``composer``, ``parts`` (see
     :class:`~server.db.models.SheetMusic`), ``tempo_bpm``,
     ``duration_seconds``, ``difficulty``, ``source_type``, ``split_pitch``,
-    ``ticks_per_beat``, ``time_signature``, ``created_at`` (ISO 8601).
+    ``ticks_per_beat``, ``time_signature``, ``created_at`` (ISO 8601),
+    ``key`` (``"F# minor"`` or ``None``), ``instrument``, ``style_period``,
+    ``grade`` (1–8), ``generator`` (``None`` unless generated). The full
+    analysis is at ``GET /api/pieces/{id}/analysis``.
     """
     return {
         "id": row.id,
@@ -226,6 +233,11 @@ def piece_to_dict(row: SheetMusic) -> dict[str, Any]:
         "ticks_per_beat": row.ticks_per_beat,
         "time_signature": row.time_signature,
         "created_at": _iso(row.created_at),
+        "key": row.key_name,
+        "instrument": row.instrument,
+        "style_period": row.style_period,
+        "grade": row.grade,
+        "generator": row.generator,
     }
 
 
