@@ -20,9 +20,9 @@ CHROMIUM = next(
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "static" / "screenshots"
 
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
 except ImportError:  # the dev extra is not installed
-    sync_playwright = None
+    sync_playwright = expect = None
 
 
 def launch_chromium():

@@ -155,7 +155,8 @@ def test_duet_in_two_browsers(server, browser, tmp_path):
     finished = ada.evaluate("window.Tutti.state.finished")
     assert finished["reason"] == "piece_ended"
     assert finished["results"][ada_user["id"]]["part"] == "Soprano"
-    assert finished["results"][bo_user["id"]]["notes_matched"] > 20  # of 44: real time, a busy machine
+    # Of 44: keys pressed in real time on a busy machine, not all on time.
+    assert finished["results"][bo_user["id"]]["notes_matched"] > 20
     if os.environ.get("TUTTI_SCREENSHOTS"):
         SCREENSHOTS.mkdir(exist_ok=True)
         shutil.copy(tmp_path / "room.png", SCREENSHOTS / "room.png")
