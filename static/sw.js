@@ -1,7 +1,7 @@
 /* Tutti's service worker (served at /sw.js, scope /): keeps the page's static assets so it
- * opens offline. Assets: stale-while-revalidate (served from the cache at once, refreshed in
- * the background); the page itself: network first, the cached copy when offline. The API
- * and Socket.IO are never cached (the logbook's offline copy lives in IndexedDB).
+ * opens offline. The page and its assets: network first, the cached copy when the network
+ * fails — never a stale module next to a newer page after a server upgrade. The API and
+ * Socket.IO are never cached (the logbook's offline copy lives in IndexedDB).
  */
 
 const CACHE = "tutti-static-v1";
@@ -43,29 +43,17 @@ self.addEventListener("activate", (event) => {
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== self.location.origin) return;
-  if (url.pathname === "/") {
-    event.respondWith(
-      fetch(event.request)
-        .then((resp) => {
-          const copy = resp.clone();
-          caches.open(CACHE).then((cache) => cache.put("/", copy));
-          return resp;
-        })
-        .catch(() => caches.match("/")),
-    );
-    return;
-  }
-  if (!url.pathname.startsWith("/static/")) return;
+  if (url.pathname !== "/" && !url.pathname.startsWith("/static/")) return;
+  const key = url.pathname === "/" ? "/" : event.request;
   event.respondWith(
-    caches.open(CACHE).then(async (cache) => {
-      const cached = await cache.match(event.request, { ignoreSearch: true });
-      const fresh = fetch(event.request)
-        .then((resp) => {
-          if (resp.ok) cache.put(event.request, resp.clone());
-          return resp;
-        })
-        .catch(() => cached);
-      return cached || fresh;
-    }),
+    fetch(event.request)
+      .then((resp) => {
+        if (resp.ok) {
+          const copy = resp.clone();
+          event.waitUntil(caches.open(CACHE).then((cache) => cache.put(key, copy)));
+        }
+        return resp;
+      })
+      .catch(() => caches.match(key, { ignoreSearch: true }).then((hit) => hit || Response.error())),
   );
 });

@@ -151,7 +151,7 @@ def test_duet_in_two_browsers(server, browser, tmp_path):
             sum(1 for m in track if m.type == "note_on" and m.velocity > 0) for track in midi.tracks
         ]
         assert sorted(onsets)[-2:] == [36, 44], onsets  # every key each player pressed
-    ada.screenshot(path=tmp_path / "results.png", full_page=True)
+    ada.locator("#results-card").screenshot(path=tmp_path / "results.png")
     finished = ada.evaluate("window.Tutti.state.finished")
     assert finished["reason"] == "piece_ended"
     assert finished["results"][ada_user["id"]]["part"] == "Soprano"

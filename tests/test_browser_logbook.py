@@ -111,7 +111,8 @@ def test_offline_writes_are_kept_and_synced_and_the_page_opens_offline(server, b
     assert not any(f.get("notes") == note for f in pulled(server, token).values())
 
     # Reloaded while offline: the service worker serves the page, IndexedDB still has the entry.
-    page.reload()
+    assert page.evaluate("fetch('/api/health').then(() => 'reached', () => 'offline')") == "offline"
+    assert page.reload().from_service_worker
     page.wait_for_selector("html[data-app=ready]", state="attached")
     page.wait_for_selector(f"{entry}[data-pending=true]")
 
