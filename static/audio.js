@@ -137,7 +137,8 @@ function renderDelay() {
   const slider = $("playout-delay");
   if (!slider) return;
   if (playout.auto) slider.value = playout.delayMs;
-  $("playout-label").textContent = `${playout.delayMs} ms${playout.auto ? " (auto)" : ""}`;
+  const late = playout.scheduled ? ` · ${playout.late} of ${playout.scheduled} notes late` : "";
+  $("playout-label").textContent = `${playout.delayMs} ms${playout.auto ? " (auto)" : ""}${late}`;
 }
 
 /** A partner's note event arrived: sound it at its timestamp + the playout delay. */
@@ -163,6 +164,7 @@ export function initAudio() {
   on("partner-events", ({ userId, events, arrival }) => {
     for (const e of events) onPartnerEvent(userId, e, arrival);
     updatePlayoutDelay();
+    renderDelay();
   });
   on("clock", updatePlayoutDelay);
   on("room:state", updatePlayoutDelay);

@@ -19,6 +19,7 @@ import pytest
 
 from tests.browser import (
     SCREENSHOTS,
+    expect,
     launch_chromium,
     open_page,
     rest,
@@ -108,6 +109,9 @@ def test_duet_in_two_browsers(server, browser, tmp_path):
     ada.click("#start-btn")
     for page in (ada, bo):
         page.wait_for_function("!!window.Tutti.state.started")
+    # Presence: each member's device in the room, practicing once the piece has started.
+    bo_row = ada.locator(f'#members-table tr[data-user="{bo_user["id"]}"]')
+    expect(bo_row).to_contain_text("practicing")
     start_at = ada.evaluate("window.Tutti.state.started.start_at")
     piece_id = ada.evaluate("window.Tutti.state.room.piece_id")
     _, notes = rest(server.url, "GET", f"/api/pieces/{piece_id}/notes")

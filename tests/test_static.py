@@ -138,6 +138,13 @@ needs_node = pytest.mark.skipif(
 
 
 @needs_node
+@pytest.mark.parametrize("module", [*MODULES, "sw.js"])
+def test_js_modules_parse(module):
+    run = subprocess.run([NODE, "--check", str(STATIC / module)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+@needs_node
 def test_js_clock_matches_rooms_clock():
     rng = random.Random(7)
     samples = []
