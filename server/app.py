@@ -9,7 +9,16 @@ import socketio
 from aiohttp import web
 
 from rooms.room import RoomSettings
-from server import auth_api, codec, events, library_api, logbook_api, sync_api, sync_events
+from server import (
+    auth_api,
+    codec,
+    events,
+    library_api,
+    lobby_api,
+    logbook_api,
+    sync_api,
+    sync_events,
+)
 from server.api import routes
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
@@ -93,10 +102,11 @@ def create_app(settings: Settings) -> web.Application:
     # Before server.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
     app.add_routes(library_api.routes)
     app.add_routes(routes)
-    for feature in (auth_api, sync_api, logbook_api):
+    for feature in (auth_api, sync_api, logbook_api, lobby_api):
         app.add_routes(feature.routes)
     if STATIC_DIR is not None:
         app.router.add_get("/", _index)
+        app.router.add_get("/sw.js", _service_worker)
         app.router.add_static("/static/", STATIC_DIR)
 
     async def on_startup(app: web.Application) -> None:
@@ -126,6 +136,15 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
+
+
+async def _service_worker(request: web.Request) -> web.FileResponse:
+    # Served from the root so its scope is the whole page (a worker under /static/ could only
+    # control /static/); never cached by HTTP, so a new version is picked up on the next visit.
+    return web.FileResponse(
+        STATIC_DIR / "sw.js",
+        headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"},
+    )
 
 
 def _redact(url: str) -> str:

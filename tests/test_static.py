@@ -1,32 +1,28 @@
 """The browser client: served by a real ``tutti serve``, self-consistent, and (where a
 JavaScript runtime is installed) its pure functions agree with the server's: the clock sync
 with :mod:`rooms.clock`, presence diffs with :mod:`rooms.presence`, token times with
-:mod:`server.auth`, the quick-log body with :mod:`server.logbook_api`. Where Chromium is
-installed, the page runs in it: a login link, the practice log, presence and ``sync:poke``."""
+:mod:`server.auth`, the quick-log body with :mod:`server.logbook_api`, the quick log as a sync
+mutation with :mod:`server.sync`. The page itself runs in Chromium in tests/test_browser*.py."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import copy
 import json
 import random
 import re
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+import numpy as np
 import pytest
 
 from rooms.clock import ClockEstimator, ClockSample
 from rooms.presence import Tracker, apply_diff, canonical, make_meta, room_topic, user_topic
 from server.auth import issue_token
-from server.client import TuttiClient
 from server.logbook import ACTIVITY_TYPES
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -66,8 +62,10 @@ def login_link(server, email: str, guest_token: str | None = None) -> str:
 @pytest.mark.parametrize(
     ("path", "content_type", "marker"),
     [
-        ("/", "text/html", b'<script src="/static/app.js"></script>'),
-        ("/static/app.js", "javascript", b"ClockEstimator"),
+        ("/", "text/html", b'<script type="module" src="/static/main.js"></script>'),
+        ("/static/main.js", "javascript", b"boot()"),
+        ("/static/clock.js", "javascript", b"ClockEstimator"),
+        ("/sw.js", "javascript", b"caches"),
         ("/static/style.css", "text/css", b".piano"),
         ("/static/vendor/socket.io.min.js", "javascript", b"Socket.IO v4."),
     ],
@@ -88,14 +86,34 @@ def test_index_references_only_assets_that_exist(server):
         assert status == 200, ref
 
 
-def test_every_element_the_script_uses_is_in_the_page():
+MODULES = sorted(p.name for p in STATIC.glob("*.js") if p.name != "sw.js")
+
+
+def test_every_element_the_scripts_use_is_in_the_page():
     html = (STATIC / "index.html").read_text()
-    script = (STATIC / "app.js").read_text()
+    script = "\n".join((STATIC / name).read_text() for name in MODULES)
     ids = set(re.findall(r'\bid="([^"]+)"', html))
     used = set(re.findall(r'\$\("([\w-]+)"\)', script))
-    created = set(re.findall(r'id: "([\w-]+)"', script))  # made by the script itself
-    assert used, "no $(id) lookups found: has app.js changed its helper?"
-    assert used - ids - created == set()
+    assert used, "no $(id) lookups found: have the modules changed their helper?"
+    assert used - ids == set()
+
+
+def test_modules_import_only_modules_that_exist_and_are_cached_offline():
+    worker = (STATIC / "sw.js").read_text()
+    for name in MODULES:
+        for target in re.findall(r'from "\./([\w.]+)"', (STATIC / name).read_text()):
+            assert (STATIC / target).is_file(), f"{name} imports {target}"
+        assert f'"/static/{name}"' in worker, f"sw.js does not cache {name}"
+
+
+def test_module_files_are_packaged():
+    pyproject = (STATIC.parent / "pyproject.toml").read_text()
+    data = pyproject.split("package-data")[1]
+    patterns = re.search(r'"server\.static" = \[(.*?)\]', data).group(1)
+    suffixes = {p.strip().strip('"').lstrip("*") for p in patterns.split(",")}
+    for path in STATIC.iterdir():
+        if path.is_file() and path.suffix != ".md":
+            assert path.suffix in suffixes, f"{path.name} would be missing from the wheel"
 
 
 def test_activity_choices_are_the_servers():
@@ -120,6 +138,13 @@ needs_node = pytest.mark.skipif(
 
 
 @needs_node
+@pytest.mark.parametrize("module", [*MODULES, "sw.js"])
+def test_js_modules_parse(module):
+    run = subprocess.run([NODE, "--check", str(STATIC / module)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+@needs_node
 def test_js_clock_matches_rooms_clock():
     rng = random.Random(7)
     samples = []
@@ -133,7 +158,8 @@ def test_js_clock_matches_rooms_clock():
         samples.append((t0, t1, t2, t3))
         t += 2000
     script = f"""
-const {{ ClockEstimator, keyPitch, pitchName }} = require({json.dumps(str(STATIC / "app.js"))});
+const {{ ClockEstimator }} = await import({json.dumps((STATIC / "clock.js").as_uri())});
+const {{ keyPitch, pitchName }} = await import({json.dumps((STATIC / "music.js").as_uri())});
 const c = new ClockEstimator(9);
 const out = [];
 for (const s of {json.dumps(samples)}) {{ c.add(...s); out.push([c.offsetMs, c.rttMs]); }}
@@ -141,7 +167,9 @@ const keys = ["KeyA", "KeyW", "KeyK", "Quote", "KeyQ"].map((k) => keyPitch(k, 4)
 const names = [60, 61, 21].map(pitchName);
 console.log(JSON.stringify({{ out, keys, up: keyPitch("KeyA", 5), names }}));
 """
-    run = subprocess.run([NODE, "-e", script], capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [NODE, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30
+    )
     assert run.returncode == 0, run.stderr
     got = json.loads(run.stdout)
     estimator = ClockEstimator()
@@ -154,15 +182,28 @@ console.log(JSON.stringify({{ out, keys, up: keyPitch("KeyA", 5), names }}));
     assert got["names"] == ["C4", "C♯4", "A0"]
 
 
+PURE_MODULES = ("clock.js", "music.js", "presence.js", "session.js", "logbook.js")
+
+
 def run_js(body: str, data: Any = None) -> Any:
-    """Run ``body`` in node with ``T`` = app.js's pure functions and ``data`` (JSON, on stdin);
-    returns what the script prints (JSON)."""
+    """Run ``body`` in node with ``T`` = the pure functions of the client's modules (ES modules,
+    imported as the page does) and ``data`` (JSON, on stdin); returns what it prints (JSON)."""
+    imports = "".join(
+        f"Object.assign(T, await import({json.dumps((STATIC / m).as_uri())}));\n"
+        for m in PURE_MODULES
+    )
     script = (
-        f"const T = require({json.dumps(str(STATIC / 'app.js'))});\n"
-        "const data = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n" + body
+        "import { readFileSync } from 'node:fs';\nconst T = {};\n"
+        + imports
+        + "const data = JSON.parse(readFileSync(0, 'utf8'));\n"
+        + body
     )
     run = subprocess.run(
-        [NODE, "-e", script], input=json.dumps(data), capture_output=True, text=True, timeout=30
+        [NODE, "--input-type=module", "-e", script],
+        input=json.dumps(data),
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
@@ -339,193 +380,95 @@ console.log(JSON.stringify({ bodies, refused }));
     assert [row["id"] for row in listed["logs"]] == ["log-1", "log-0"]  # newest first
 
 
-CHROMIUM = next(
-    (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None
-)
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="no /usr/bin/chromium: the headless-browser tests need it"
-)
-
-
-def dump_dom(url: str, profile: Path) -> str:
-    """The page's DOM after its scripts ran (a fresh browser profile: no stored tokens)."""
-    run = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=5000",
-            f"--user-data-dir={profile}",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+@needs_node
+def test_js_playout_delay():
+    """The jitter buffer's default: p95 of the partner's transit delays + 5 ms once 8 notes
+    came, before that half of each RTT + our RTT jitter + 5 ms; clamped to 0-500 ms."""
+    transit = [20.0 + i for i in range(20)]  # 20..39 ms
+    rtts = [10.0, 12.0, 11.0, 30.0, 10.0, 11.0, 12.0, 10.0, 11.0, 10.0]
+    got = run_js(
+        """
+console.log(JSON.stringify([
+  T.playoutDelayMs({ transitMs: data.transit, partnerRttMs: 40, ownRtts: data.rtts }),
+  T.playoutDelayMs({ transitMs: data.transit.slice(0, 3), partnerRttMs: 40, ownRtts: data.rtts }),
+  T.playoutDelayMs({ partnerRttMs: null, ownRtts: data.rtts }),
+  T.playoutDelayMs({}),
+  T.playoutDelayMs({ transitMs: Array(10).fill(2000) }),
+  T.quantile([1, 2, 3, 4], 0.5),
+]));
+""",
+        {"transit": transit, "rtts": rtts},
     )
-    assert 'data-app="ready"' in run.stdout, run.stderr[-2000:]
-    return run.stdout
+    p95 = float(np.percentile(transit, 95))
+    own = float(np.median(rtts))
+    jitter = float(np.percentile(rtts, 95)) - own
+    assert got[0] == round(p95 + 5)
+    assert got[1] == round(40 / 2 + own / 2 + jitter + 5)
+    assert got[2] == round(own + jitter + 5)
+    assert got[3:] == [5, 500, 2.5]
 
 
-@needs_chromium
-def test_page_runs_in_headless_chromium(server, tmp_path):
-    assert 'data-view="login"' in dump_dom(server.url + "/", tmp_path)
-
-
-@needs_chromium
-def test_login_link_moves_a_guests_practice_in_headless_chromium(server, tmp_path):
-    _, guest = rest(server, "POST", "/api/auth/guest", {"display_name": "Dora"})
-    log = {"activity_type": "scales", "duration_seconds": 600, "notes": "thirds, slowly"}
-    status, _ = rest(server, "POST", "/api/practice/quick-log", log, guest["access_token"])
-    assert status == 201
-    email = f"dora-{time.time_ns()}@example.com"
-    token = login_link(server, email, guest_token=guest["access_token"])
-
-    page = dump_dom(f"{server.url}/#login={token}", tmp_path / "first")
-    assert 'data-view="lobby"' in page  # verified, tokens kept, in the lobby
-    assert f'<b id="account-email">{email}</b>' in page
-    assert "thirds, slowly" in page  # the guest's log, now the account's, in the practice log
-
-    # The link works once: a second browser is told so, on the login screen.
-    page = dump_dom(f"{server.url}/#login={token}", tmp_path / "second")
-    assert 'data-view="login"' in page
-    assert "This login link has already been used" in page
-
-
-class DevTools:
-    """Just enough of the Chrome DevTools Protocol to run JavaScript in a page."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.next_id = 0
-
-    async def eval(self, expression: str) -> Any:
-        self.next_id += 1
-        params = {"expression": expression, "awaitPromise": True, "returnByValue": True}
-        await self.ws.send_json(
-            {"id": self.next_id, "method": "Runtime.evaluate", "params": params}
-        )
-        async for msg in self.ws:
-            answer = json.loads(msg.data)
-            if answer.get("id") == self.next_id:
-                break
-        else:
-            raise AssertionError("the DevTools connection closed")
-        assert "error" not in answer, answer["error"]  # e.g. the page navigated meanwhile
-        result = answer["result"]
-        assert "exceptionDetails" not in result, result["exceptionDetails"]
-        return result["result"].get("value")
-
-    async def until(self, expression: str, timeout: float = 15.0) -> Any:
-        """Poll ``expression`` until it is truthy."""
-        deadline = time.monotonic() + timeout
-        while not (value := await self.eval(expression)):
-            assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
-            await asyncio.sleep(0.1)
-        return value
-
-    async def loaded(self, timeout: float = 15.0) -> None:
-        """Wait for app.js to have run; until the page has loaded, evaluating may fail (the
-        first, blank page has no documentElement; a navigation destroys the context)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with contextlib.suppress(AssertionError):
-                if await self.eval("document.documentElement.dataset.app === 'ready'"):
-                    return
-            assert time.monotonic() < deadline, "app.js did not run"
-            await asyncio.sleep(0.1)
-
-
-@contextlib.asynccontextmanager
-async def chromium_page(url: str, profile: Path):
-    """Headless Chromium showing ``url``, driven over DevTools (port chosen by Chromium)."""
-    proc = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            url,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+@needs_node
+def test_js_practice_chart_and_streak():
+    entries = [
+        {"start_time": "2026-03-10T09:00:00Z", "duration_seconds": 600},
+        {"start_time": "2026-03-10T20:00:00Z", "duration_seconds": 300},
+        {"start_time": "2026-03-09T23:30:00Z", "duration_seconds": 1200},  # 10th in UTC+1
+        {"start_time": "2026-03-08T12:00:00Z", "duration_seconds": 60},
+        {"start_time": "2026-03-05T12:00:00Z", "duration_seconds": 60},
+        {"start_time": None, "duration_seconds": 60},
+    ]
+    got = run_js(
+        """
+console.log(JSON.stringify({
+  utc: T.practiceByDay(data, "2026-03-10", 3, 0),
+  plus1: T.practiceByDay(data, "2026-03-10", 3, -60),
+  streak: [T.practiceStreak(data, "2026-03-10", 0), T.practiceStreak(data, "2026-03-11", 0),
+           T.practiceStreak(data, "2026-03-12", 0), T.practiceStreak(data, "2026-03-10", -60)],
+}));
+""",
+        entries,
     )
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 20
-        while not (port_file.exists() and port_file.read_text().strip()):
-            assert time.monotonic() < deadline, "Chromium did not open its DevTools port"
-            await asyncio.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/json/list") as resp:
-                targets = await resp.json()
-            [target] = [t for t in targets if t["type"] == "page"]
-            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                yield DevTools(ws)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    assert got["utc"] == [
+        {"day": "2026-03-08", "seconds": 60},
+        {"day": "2026-03-09", "seconds": 1200},
+        {"day": "2026-03-10", "seconds": 900},
+    ]
+    assert got["plus1"][1:] == [
+        {"day": "2026-03-09", "seconds": 0},
+        {"day": "2026-03-10", "seconds": 2100},
+    ]
+    # Today not yet practised does not break the streak; a day without practice does.
+    assert got["streak"] == [3, 3, 0, 1]
 
 
-def text_of(element_id: str) -> str:
-    return f"document.getElementById({json.dumps(element_id)}).innerText"
-
-
-@needs_chromium
-async def test_presence_and_sync_poke_in_headless_chromium(server, tmp_path):
-    async with chromium_page(server.url + "/", tmp_path / "profile") as page:
-        await page.loaded()
-        await page.eval(
-            "document.getElementById('display-name').value = 'Ada';"
-            "document.getElementById('login-form').requestSubmit()"
-        )
-        await page.until("document.getElementById('conn-status').dataset.state === 'online'")
-        await page.until(f"{text_of('devices-list')}.includes('(this device)')")
-
-        # Another device of Ada's comes and goes: presence:diff joins, then leaves.
-        phone = TuttiClient(server.url)
-        phone.token = await page.eval("sessionStorage.getItem('tutti.token')")
-        await phone.connect(device_id="phone", device_name="Ada's phone")
-        try:
-            await page.until(f'{text_of("devices-list")}.includes("Ada\'s phone")')
-            # A change made elsewhere (REST, as the phone would) pokes the page, which pulls.
-            log = {"activity_type": "etudes", "duration_seconds": 900, "notes": "Popper no. 1"}
-            status, _ = await asyncio.to_thread(
-                rest, server, "POST", "/api/practice/quick-log", log, phone.token
-            )
-            assert status == 201
-            await page.until(f"{text_of('log-list')}.includes('Popper no. 1')")
-        finally:
-            await phone.sio.disconnect()
-        await page.until(f'!{text_of("devices-list")}.includes("Ada\'s phone")')
-
-        # In a room: each member's presence (idle, then practicing once the host starts).
-        await page.eval("document.getElementById('create-form').requestSubmit()")
-        await page.until("document.documentElement.dataset.view === 'room'")
-        room_id = await page.eval("window.Tutti.state.roomId")
-        room_presence = f"window.Tutti.state.presence.get('room:{room_id}')"
-        bob_row = (
-            "([...document.querySelectorAll('#members-table tbody tr')]"
-            ".map((tr) => tr.innerText).find((t) => t.includes('Bob')) || '')"
-        )
-        bob = TuttiClient(server.url)
-        await bob.connect("Bob", device_id="laptop", device_name="Bob's laptop")
-        try:
-            await bob.call("room:join", {"room_id": room_id, "role": "player"})
-            await page.until(f"{bob_row}.includes('idle')")
-            await page.eval("document.getElementById('start-btn').click()")
-            await page.until(f"{bob_row}.includes('practicing')")
-            assert bob.user["id"] in await page.eval(f"Object.keys({room_presence})")
-        finally:
-            await bob.sio.disconnect()
-        # Bob's last device is gone: so is Bob from the room's presence.
-        ada = await page.eval("window.Tutti.state.user.id")
-        await page.until(f"JSON.stringify(Object.keys({room_presence})) === '[\"{ada}\"]'")
+@needs_node
+def test_js_quick_log_mutation_is_what_sync_takes(server):
+    form = {
+        "minutes": "12",
+        "activity": "scales",
+        "instrument": "",
+        "work": "",
+        "notes": "arpeggios",
+    }
+    end_ms = 1_760_000_000_000
+    fields = run_js(f"console.log(JSON.stringify(T.quickLogFields(data, {end_ms})))", form)
+    assert fields == {
+        "activity_type": "scales",
+        "duration_seconds": 720,
+        "notes": "arpeggios",
+        "source": "quick_log",
+        "start_time": "2025-10-09T08:41:20.000Z",
+    }
+    _, guest = rest(server, "POST", "/api/auth/guest", {"display_name": "Syncer"})
+    token = guest["access_token"]
+    push = {
+        "client_id": "c1",
+        "mutations": [
+            {"mutation_id": 1, "entity": "logbook_entry", "op": "put", "id": "e1", "fields": fields}
+        ],
+    }
+    status, answer = rest(server, "POST", "/api/sync/push", push, token)
+    assert status == 200 and "error" not in answer, answer
+    _, row = rest(server, "GET", "/api/practice/logs/e1", token=token)
+    assert row["source"] == "quick_log" and row["duration_seconds"] == 720
