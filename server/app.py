@@ -9,7 +9,18 @@ import socketio
 from aiohttp import web
 
 from rooms.room import RoomSettings
-from server import auth_api, codec, events, logbook_api, sync_api, sync_events
+from server import (
+    auth_api,
+    codec,
+    events,
+    health,
+    logbook_api,
+    logs,
+    metrics,
+    openapi,
+    sync_api,
+    sync_events,
+)
 from server.api import routes
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
@@ -93,6 +104,12 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes)
     for feature in (auth_api, sync_api, logbook_api):
         app.add_routes(feature.routes)
+    # Observability and the API description: correlation ids, /metrics, /livez, /readyz,
+    # /api/openapi.json (server/logs.py, metrics.py, health.py, openapi.py).
+    logs.install(app, sio)
+    metrics.install(app, manager=manager, engine=engine)
+    health.install(app)
+    openapi.install(app)
     if STATIC_DIR is not None:
         app.router.add_get("/", _index)
         app.router.add_static("/static/", STATIC_DIR)
