@@ -253,10 +253,16 @@ PAGE = (
 DAY_OR_MOMENT = {"anyOf": [{"type": "string", "format": "date"},
                            {"type": "string", "format": "date-time"}]}  # fmt: skip
 LOG_FILTERS = (
-    Query("from", description="first day (YYYY-MM-DD) or ISO date-time with offset",
-          schema=DAY_OR_MOMENT),
-    Query("to", description="last day (YYYY-MM-DD, inclusive) or ISO date-time with offset",
-          schema=DAY_OR_MOMENT),
+    Query(
+        "from",
+        description="first day (YYYY-MM-DD) or ISO date-time with offset",
+        schema=DAY_OR_MOMENT,
+    ),
+    Query(
+        "to",
+        description="last day (YYYY-MM-DD, inclusive) or ISO date-time with offset",
+        schema=DAY_OR_MOMENT,
+    ),
     Query("activity_type", schema={"type": "string", "enum": list(ACTIVITY_TYPES)}),
     Query("piece_id"),
     Query("work_title", description="case-insensitive substring"),

@@ -43,9 +43,9 @@ async def scrape(url: str) -> dict[tuple[str, tuple], float]:
 async def free_room(url: str, n_players: int = 2):
     """A started free jam on ``url`` with ``n_players`` connected players."""
     players = [await connected(url, f"p{i}") for i in range(n_players)]
-    room_id = (await players[0].call("room:create", {"mode": "free", "count_in_beats": 0}))[
-        "room"
-    ]["room_id"]
+    room_id = (await players[0].call("room:create", {"mode": "free", "count_in_beats": 0}))["room"][
+        "room_id"
+    ]
     for p in players:
         await p.call("room:join", {"room_id": room_id, "role": "player"})
     await players[0].call("room:start", {"room_id": room_id})
