@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import subprocess
+import sys
 
 import aiohttp
 import orjson
@@ -97,14 +100,38 @@ async def test_readyz_names_redis_when_it_is_away(fresh_server, tmp_path):
         status, _, _ = await get(proc.url, "/livez")
         assert status == 200
         redis.restart()
-        for _ in range(50):  # the client reconnects on its next command
+        status, body = await ready_again(proc.url)
+        assert status == 200, body
+        # A Redis that hangs (stopped, not gone) is reported after the short timeout.
+        redis.proc.send_signal(signal.SIGSTOP)
+        try:
             status, _, body = await get(proc.url, "/readyz")
-            if status == 200:
-                break
-            await asyncio.sleep(0.1)
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+        assert status == 503 and orjson.loads(body)["checks"]["redis"] == "timeout"
+        status, body = await ready_again(proc.url)
         assert status == 200, body
     finally:
         redis.stop()
+
+
+async def ready_again(url: str):
+    for _ in range(50):  # the client reconnects on its next command
+        status, _, body = await get(url, "/readyz")
+        if status == 200:
+            break
+        await asyncio.sleep(0.1)
+    return status, body
+
+
+def test_serve_refuses_an_unknown_log_format(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--log-format", "xml", "--data-dir", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2 and "--log-format must be json or text" in run.stderr
 
 
 # --------------------------------------------------------------------------- metrics
@@ -300,3 +327,32 @@ async def test_text_log_format(fresh_server):
     line = next(ln for ln in text.splitlines() if "GET /livez" in ln)
     assert not line.startswith("{")
     assert re.search(r" INFO aiohttp\.access: GET /livez 200 .* \[request_id=text-1\]$", line)
+
+
+def test_json_formatter_keeps_tracebacks_extras_and_bound_ids():
+    import io
+    import logging
+
+    from server.logs import CONNECTION_ID, JsonFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("tutti.test_formatter")
+    logger.addHandler(handler)
+    logger.propagate = False
+    token = CONNECTION_ID.set("sid-1")
+    try:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.error("failed %s", "here", exc_info=True, extra={"room_id": "r1"})
+    finally:
+        CONNECTION_ID.reset(token)
+        logger.removeHandler(handler)
+    (line,) = out.getvalue().splitlines()
+    entry = orjson.loads(line)
+    assert entry["message"] == "failed here" and entry["level"] == "ERROR"
+    assert entry["connection_id"] == "sid-1" and entry["room_id"] == "r1"
+    assert "request_id" not in entry
+    assert entry["exception"].startswith("Traceback") and "ValueError: boom" in entry["exception"]

@@ -6,8 +6,9 @@
 * The served document is a valid OpenAPI 3.1 document (openapi-spec-validator).
 * schemathesis generates requests from the document against a real server,
   authenticated with a guest's token, and checks that no answer is a server
-  error and that every answer's status, content type and body are the
-  documented ones. Bounded: :data:`MAX_EXAMPLES` per operation (about a
+  error, that every answer's status, content type and body are the
+  documented ones, and that operations needing a token refuse requests
+  without one. Bounded: :data:`MAX_EXAMPLES` per operation (about a
   minute on two cores).
 """
 
@@ -21,7 +22,7 @@ import hypothesis
 import pytest
 import schemathesis
 from openapi_spec_validator import validate
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import ignored_auth, not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -43,6 +44,7 @@ CHECKS = [
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    ignored_auth,  # an operation that needs a token refuses a request without one
 ]
 
 
