@@ -114,3 +114,49 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_api_conforms_to_its_document(case, api):
     _, token = api
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+
+
+async def test_documented_answers_match_a_real_piece_and_session(api):
+    """Answers schemathesis rarely reaches with random ids, checked on real data."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    from tests.music import chorale_midi
+    from tests.play import connected, upload_piece
+
+    proc, _ = api
+    doc = fetch(proc.url + "/api/openapi.json")
+    registry = Registry().with_resource(
+        "urn:tutti", Resource.from_contents(doc, default_specification=DRAFT202012)
+    )
+
+    def check(body, operation: str, path: str, status: str = "200") -> None:
+        answer = doc["paths"][path][operation]["responses"][status]
+        schema = answer["content"]["application/json"]["schema"]
+        # References inside the document, made absolute for the registry.
+        schema = json.loads(json.dumps(schema).replace('"#/components/', '"urn:tutti#/components/'))
+        Draft202012Validator(schema, registry=registry).validate(body)
+
+    host = await connected(proc.url, "host")
+    partner = await connected(proc.url, "partner")
+    piece = await upload_piece(host, chorale_midi("bach/bwv66.6"), title="BWV 66.6")
+    check(piece, "post", "/api/pieces", "201")
+    check(await host.fetch_json("/api/pieces"), "get", "/api/pieces")
+    check(await host.fetch_json(f"/api/pieces/{piece['id']}"), "get", "/api/pieces/{piece_id}")
+    room_id = (await host.call("room:create", {"mode": "free", "count_in_beats": 0}))["room"][
+        "room_id"
+    ]
+    for client in (host, partner):
+        await client.call("room:join", {"room_id": room_id, "role": "player"})
+    await host.call("room:start", {"room_id": room_id})
+    for i in range(8):
+        note = {"type": "on", "pitch": 60 + i, "velocity": 80, "t": host.server_now()}
+        await host.call("note", {"room_id": room_id, **note})
+    session_id = (await host.call("room:end", {"room_id": room_id}))["session_id"]
+    session = await host.fetch_json(f"/api/sessions/{session_id}")
+    check(session, "get", "/api/sessions/{session_id}")
+    check(await host.fetch_json("/api/practice/sessions"), "get", "/api/practice/sessions")
+    check(await host.fetch_json("/api/sync/pull"), "get", "/api/sync/pull")
+    for client in (host, partner):
+        await client.disconnect()
