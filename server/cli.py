@@ -33,7 +33,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         pass
     listening = f"Tutti listening on http://{settings.host}:{settings.port}"
     if settings.log_format == "json":  # every line of output is then one JSON object
-        logging.getLogger("tutti").warning(listening)
+        logging.getLogger("tutti").info(listening)
     else:
         print(listening, flush=True)
     from server.logs import AccessLogger
