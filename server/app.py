@@ -13,9 +13,13 @@ from server import (
     auth_api,
     codec,
     events,
+    health,
     library_api,
     lobby_api,
     logbook_api,
+    logs,
+    metrics,
+    openapi,
     sync_api,
     sync_events,
 )
@@ -104,6 +108,12 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(routes)
     for feature in (auth_api, sync_api, logbook_api, lobby_api):
         app.add_routes(feature.routes)
+    # Observability and the API description: correlation ids, /metrics, /livez, /readyz,
+    # /api/openapi.json (server/logs.py, metrics.py, health.py, openapi.py).
+    logs.install(app, sio)
+    metrics.install(app, manager=manager, engine=engine)
+    health.install(app)
+    openapi.install(app)
     if STATIC_DIR is not None:
         app.router.add_get("/", _index)
         app.router.add_get("/sw.js", _service_worker)

@@ -16,11 +16,10 @@ SERVER_SETTINGS = None  # all of them
 DB_SETTINGS = ["data_dir", "database_url", "log_level"]
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    from server.logs import configure
+
+    configure(level, fmt)  # server/logs.py: JSON lines or text, with correlation ids
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -34,9 +33,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # uvloop does not exist on Windows
         pass
-    print(f"Tutti listening on http://{settings.host}:{settings.port}", flush=True)
+    listening = f"Tutti listening on http://{settings.host}:{settings.port}"
+    if settings.log_format == "json":  # every line of output is then one JSON object
+        logging.getLogger("tutti").info(listening)
+    else:
+        print(listening, flush=True)
+    from server.logs import AccessLogger
+
     web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, print=None, shutdown_timeout=5
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=5,
+        access_log_class=AccessLogger,
     )
     return 0
 
@@ -202,7 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tutti: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level if args.command == "serve" else "WARNING")
+    if args.command == "serve":
+        if settings.log_format not in ("json", "text"):
+            print("tutti: --log-format must be json or text", file=sys.stderr)
+            return 2
+        _configure_logging(settings.log_level, settings.log_format)
+    else:
+        _configure_logging("WARNING")
     return args.func(settings, args)
 
 

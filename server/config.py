@@ -50,6 +50,9 @@ class Settings:
     score_interval_ms: float = field(default=250.0, metadata={"help": "min gap of score:update"})
     max_upload_bytes: int = field(default=5_000_000, metadata={"help": "largest MIDI upload"})
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING, ERROR"})
+    log_format: str = field(
+        default="json", metadata={"help": "serve's log lines: 'json' (one object a line) or 'text'"}
+    )
     public_url: str = field(
         default="", metadata={"help": "base URL of login links (default http://HOST:PORT)"}
     )

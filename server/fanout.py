@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -64,6 +65,7 @@ class RoomChannelManager(socketio.AsyncManager):
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(max_queue)
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task] = []
+        self.on_lag: Any = None  # called with each received message's publish time (Unix s)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -110,7 +112,15 @@ class RoomChannelManager(socketio.AsyncManager):
             return  # a local sid: nobody else needs it
         channel = BROADCAST if room is None else room_channel(namespace, room)
         message = orjson.dumps(
-            {"n": self.node_id, "e": event, "d": data, "ns": namespace, "r": room, "s": skip_sid}
+            {
+                "n": self.node_id,
+                "e": event,
+                "d": data,
+                "ns": namespace,
+                "r": room,
+                "s": skip_sid,
+                "t": time.time(),  # publish time: receivers measure the pub/sub lag
+            }
         )
         try:
             self._queue.put_nowait((channel, message))
@@ -182,6 +192,8 @@ class RoomChannelManager(socketio.AsyncManager):
             return
         if msg["n"] == self.node_id:
             return  # our own publish: already delivered locally
+        if self.on_lag is not None and "t" in msg:
+            self.on_lag(msg["t"])
         room = msg["r"]
         namespace = msg["ns"]
         if room is not None and not self.rooms.get(namespace, {}).get(room):

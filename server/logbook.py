@@ -120,8 +120,12 @@ def _finite(value: float) -> float:
     return float(value)
 
 
-DateTime = Annotated[str, Field(max_length=40), AfterValidator(_iso_datetime)]
-IsoDate = Annotated[str, AfterValidator(_iso_date)]
+# The formats are for the OpenAPI document (server/openapi.py); validation is the validators'.
+DateTime = Annotated[
+    str, Field(max_length=40, json_schema_extra={"format": "date-time"}),
+    AfterValidator(_iso_datetime),
+]  # fmt: skip
+IsoDate = Annotated[str, Field(json_schema_extra={"format": "date"}), AfterValidator(_iso_date)]
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 WorkTitle = Annotated[str, Field(min_length=1, max_length=300)]

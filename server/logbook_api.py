@@ -67,6 +67,7 @@ from server.keys import SESSIONMAKER, SYNC
 from server.logbook import (
     ACTIVITY_TYPES,
     ENTITIES,
+    LOG_SOURCES,
     LOGBOOK_ENTRY,
     PREFERENCES_ID,
     ROOM_LOG_WRITABLE,
@@ -391,11 +392,13 @@ def _time_bound(raw: str, *, upper: bool) -> datetime:
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return moment + timedelta(days=1) if upper else moment
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise RoomError("invalid_value", "a date-time filter needs a UTC offset")
+        return moment.astimezone(UTC)
     except ValueError:
         raise RoomError("invalid_value", f"{raw!r} is not a date or an ISO date-time") from None
-    if moment.tzinfo is None:
-        raise RoomError("invalid_value", "a date-time filter needs a UTC offset")
-    return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31 + 1 day, 0001-01-01T00:00+14:00 in UTC, …
+        raise RoomError("invalid_value", f"{raw!r} is outside the supported years") from None
 
 
 def _log_filters(request: web.Request) -> list[Any]:
@@ -419,6 +422,8 @@ def _log_filters(request: web.Request) -> list[Any]:
     if "work_title" in query:
         where.append(PracticeLog.work_title.icontains(query["work_title"], autoescape=True))
     if "source" in query:
+        if query["source"] not in (*LOG_SOURCES, "room"):
+            raise RoomError("invalid_value", f"source must be one of {(*LOG_SOURCES, 'room')}")
         where.append(PracticeLog.source == query["source"])
     return where
 

@@ -128,6 +128,7 @@ class RoomManager:
         if streams is None:
             streams = RedisStreams(directory.redis) if directory is not None else LocalStreams()
         self.streams = streams
+        self.metrics: Any = None  # server.metrics.Metrics, set by the app factory
 
     async def start_cluster(self) -> None:
         """Listen to the other processes' room control messages (with a directory)."""
@@ -352,6 +353,7 @@ class RoomManager:
     # -- notes -------------------------------------------------------------------------
 
     async def notes(self, sid: str, room_id: str, events: list[NoteEvent]) -> dict[str, Any]:
+        received = time.perf_counter()
         connection = self._connection(sid)
         room = self._room(room_id)
         if room.is_finished:
@@ -368,7 +370,9 @@ class RoomManager:
                 room.seq = last - len(events)  # no await between this and accept()
             except REDIS_ERRORS as exc:
                 log.warning("room %s: note sequence from Redis failed (%s)", room_id, exc)
+        scoring = time.perf_counter()
         recorded = room.accept(connection.user_id, events, now_ms())
+        scored = time.perf_counter()
         part = recorded[0].part
         relay = [
             {"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": e.t_ms, "seq": e.seq}
@@ -385,6 +389,8 @@ class RoomManager:
                 "events": relay,
             }
             await self._emit_room("notes", payload, room_id, skip_sid=sid)
+        if self.metrics is not None:
+            self.metrics.note_relayed(len(relay), received, scoring, scored, time.perf_counter())
         self._schedule_score_update(room, connection.user_id)
         return {"accepted": len(relay), "seq": recorded[-1].seq}
 
