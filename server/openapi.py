@@ -32,7 +32,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server import auth_api, sync
+from server import auth_api, library, library_api, sync
 from server.logbook import (
     ACTIVITY_TYPES,
     ENTITIES,
@@ -101,6 +101,29 @@ class PieceOut(_Out):
 
 class PieceListOut(_Out):
     pieces: list[PieceOut]
+    total: int = Field(ge=0)
+    limit: int | None
+    offset: int = Field(ge=0)
+
+
+class RecommendedOut(_Out):
+    level: int | float | None
+    pieces: list[PieceOut]
+
+
+class AnalysisOut(_Out):
+    id: str
+
+
+class PieceNotesOut(_Out):
+    piece_id: str
+    tempo_bpm: float
+    duration_s: float
+    parts: list[Any]
+
+
+class RoomListOut(_Out):
+    rooms: list[dict[str, Any]]
 
 
 class SessionOut(_Out):
@@ -245,6 +268,21 @@ class Op:
 
 
 MIDI = {"type": "string", "format": "binary"}
+
+
+def model_query(model: type[BaseModel]) -> tuple[Query, ...]:
+    """The query parameters a pydantic query model takes, one :class:`Query` per field.
+
+    A query string has no null: ``anyOf [X, null]`` becomes ``X``.
+    """
+    out = []
+    for name, prop in model.model_json_schema()["properties"].items():
+        branches = [b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"]
+        schema = {k: v for k, v in branches[0].items() if k != "title"}
+        if prop.get("default") is not None:
+            schema["default"] = prop["default"]
+        out.append(Query(name, description=prop.get("description", ""), schema=schema))
+    return tuple(out)
 PAGE = (
     Query("limit", schema={"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX,
                            "default": LIST_LIMIT}),
@@ -301,7 +339,19 @@ OPERATIONS: list[Op] = [
     # -- guests, pieces, sessions (server/api.py)
     Op("POST", "/api/auth/guest", "Log in as a guest", "accounts", GuestOut, 201, GuestIn,
        auth=False),
-    Op("GET", "/api/pieces", "The piece library", "pieces", PieceListOut, auth=False),
+    Op("GET", "/api/pieces", "The piece library, filtered and paged", "pieces", PieceListOut,
+       auth=False, query=model_query(library.ListQuery)),
+    Op("GET", "/api/pieces/random", "A random piece matching the filters", "pieces", PieceOut,
+       auth=False, query=model_query(library.RandomQuery), errors=(404,)),
+    Op("GET", "/api/pieces/recommended", "What the caller should practise next", "pieces",
+       RecommendedOut, query=model_query(library.RecommendQuery)),
+    Op("POST", "/api/pieces/generate", "Generate sight-reading material", "pieces", PieceOut,
+       201, library_api.GenerateIn),
+    Op("GET", "/api/pieces/{piece_id}/analysis", "A piece's analysis (difficulty, key, chords)",
+       "pieces", AnalysisOut, auth=False),
+    Op("GET", "/api/pieces/{piece_id}/notes", "A piece's notes per part (seconds)", "pieces",
+       PieceNotesOut, auth=False),
+    Op("GET", "/api/rooms", "Open rooms of this process", "rooms", RoomListOut),
     Op("POST", "/api/pieces", "Import a Standard MIDI File", "pieces", PieceOut, 201, MIDI,
        body_type="audio/midi", errors=(413,), query=(
            Query("title", schema={"type": "string", "maxLength": 200}),
