@@ -146,11 +146,12 @@ async def _body(request: web.Request, *, allow_empty: bool = False) -> dict[str,
     return data
 
 
-def _take_id(body: dict[str, Any]) -> str:
-    """The client-made ``id`` of a create (validated), else a new one."""
+def _take_id(body: dict[str, Any]) -> tuple[str, bool]:
+    """The client-made ``id`` of a create (validated), else a new one; and whether the
+    server made it (then no row can hold it yet)."""
     if "id" not in body:
-        return new_id()
-    return parse(_NewId, {"id": body.pop("id")}).id
+        return new_id(), True
+    return parse(_NewId, {"id": body.pop("id")}).id, False
 
 
 def handler(fn):
@@ -336,8 +337,10 @@ def _crud(prefix: str, entity: Entity, key: str, listing=None) -> None:
     @handler
     async def create(request: web.Request) -> web.Response:
         body = await _body(request)
-        row_id = _take_id(body)
-        written = await request.app[SYNC].write(_user(request), entity.name, "create", row_id, body)
+        row_id, fresh = _take_id(body)
+        written = await request.app[SYNC].write(
+            _user(request), entity.name, "create", row_id, body, fresh_id=fresh
+        )
         return json_response(written.json(), status=201)
 
     @handler
@@ -445,7 +448,7 @@ async def quick_log(request: web.Request) -> web.Response:
     defaults to start + duration.
     """
     body = await _body(request)
-    row_id = _take_id(body)
+    row_id, fresh = _take_id(body)
     if "source" in body:
         raise RoomError("unknown_field", "source: a quick log's source is quick_log")
     values = LOGBOOK_ENTRY.parse(body)
@@ -463,6 +466,7 @@ async def quick_log(request: web.Request) -> web.Response:
         row_id,
         {},
         server_values={**values, "source": "quick_log"},
+        fresh_id=fresh,
     )
     return json_response(written.json(), status=201)
 
@@ -477,7 +481,7 @@ _SESSION_SOURCES = PracticeLog.source.in_(("timer", "room"))
 async def start_session(request: web.Request) -> web.Response:
     """Start a practice timer: ``{"activity_type", "instrument"?, "work_title"?, ...}``."""
     body = await _body(request)
-    row_id = _take_id(body)
+    row_id, fresh = _take_id(body)
     extra = sorted(set(body) - TIMER_START_FIELDS)
     if extra:
         raise RoomError("unknown_field", f"{extra[0]}: not a field of a session start")
@@ -490,6 +494,7 @@ async def start_session(request: web.Request) -> web.Response:
         row_id,
         body,
         server_values={"source": "timer", "start_time": utcnow(), "duration_seconds": 0.0},
+        fresh_id=fresh,
     )
     return json_response(written.json(), status=201)
 

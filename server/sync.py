@@ -281,17 +281,31 @@ class SyncService:
         *,
         server_values: dict[str, Any] | None = None,
         origin_sid: str | None = None,
+        fresh_id: bool = False,
     ) -> Written:
         """One write outside any client's mutation sequence (the REST API's path).
 
         The same rules as a pushed mutation, in its own transaction; raises
         ``RoomError`` (and writes nothing) when refused. ``server_values`` are
         column values the server computed (already valid), applied with ``fields``.
+        ``fresh_id``: the server has just made ``row_id`` (a uuid4), so a create
+        does not look for an existing row.
         """
+        # A create either takes a version or is refused (and rolled back), so it takes
+        # the version with the user's lock: one statement less while holding the lock.
+        create = mode == "create" and ENTITIES[entity].fields is not None
         async with self.sessionmaker.begin() as db:
-            await _lock_user(db, user_id)
+            version = await _lock_user(db, user_id, bump=create)
             written = await self._write(
-                db, user_id, entity, mode, row_id, fields, server_values=server_values
+                db,
+                user_id,
+                entity,
+                mode,
+                row_id,
+                fields,
+                server_values=server_values,
+                taken_version=version if create else None,
+                fresh_id=fresh_id and create,
             )
         if written.version is not None:
             await self.poke([user_id], skip_sid=origin_sid, version=written.version)
@@ -363,14 +377,18 @@ class SyncService:
         fields: dict[str, Any],
         *,
         server_values: dict[str, Any] | None = None,
+        taken_version: int | None = None,
+        fresh_id: bool = False,
     ) -> Written:
         """Apply one write in ``db`` (the user's lock is held). Every check comes before
-        the first change, so a refusal (``RoomError``) leaves the transaction untouched."""
+        the first change, so a refusal (``RoomError``) leaves the transaction untouched.
+        ``taken_version``: a create's version, already taken with the lock;
+        ``fresh_id``: ``row_id`` is new (see :meth:`write`)."""
         entity = ENTITIES[entity_name]
         if entity.fields is None:
             return await self._write_preferences(db, user_id, mode, fields)
         values = {} if mode == "delete" else entity.parse(fields)
-        row = await db.get(entity.model, row_id)
+        row = None if fresh_id else await db.get(entity.model, row_id)
         if row is not None and row.user_id != user_id:
             # Someone else's id: refused exactly like an id that does not exist.
             raise RoomError("not_found", f"no {entity.name} with id {row_id!r}")
@@ -398,7 +416,7 @@ class SyncService:
             await _check_piece(db, entity, values)
             check_row(entity, values)
             row = entity.model(id=row_id, user_id=user_id, **{**entity.defaults, **values})
-            row.version = await next_version(db, user_id)
+            row.version = taken_version or await next_version(db, user_id)
             row.created_at = row.updated_at = now
             db.add(row)
             await db.flush()
@@ -533,9 +551,9 @@ class SyncService:
 # --------------------------------------------------------------------------- helpers
 
 
-async def _lock_user(db: AsyncSession, user_id: str) -> int:
+async def _lock_user(db: AsyncSession, user_id: str, *, bump: bool = False) -> int:
     """Take the user's write lock before reading anything (see module docstring);
-    returns the user's current version.
+    returns the user's current version — with ``bump``, the next one, taken.
 
     A no-op ``UPDATE`` of the user's ``user_sync`` row (created at version 0
     when missing): on SQLite it starts the write transaction, on PostgreSQL it
@@ -544,7 +562,7 @@ async def _lock_user(db: AsyncSession, user_id: str) -> int:
     lock = (
         update(UserSync)
         .where(UserSync.user_id == user_id)
-        .values(version=UserSync.version)
+        .values(version=UserSync.version + 1 if bump else UserSync.version)
         .returning(UserSync.version)
     )
     version = (await db.execute(lock)).scalar_one_or_none()
@@ -552,8 +570,8 @@ async def _lock_user(db: AsyncSession, user_id: str) -> int:
         return version
     try:
         async with db.begin_nested():
-            db.add(UserSync(user_id=user_id, version=0))
-        return 0
+            db.add(UserSync(user_id=user_id, version=int(bump)))
+        return int(bump)
     except IntegrityError:
         # Created concurrently (lock it now), or no such user.
         version = (await db.execute(lock)).scalar_one_or_none()
