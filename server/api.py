@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from rooms.errors import RoomError
 from rooms.piece import PieceError
+from server import limits_counter
 from server.auth import TokenError, issue_token, verify_token
 from server.db import repository
 from server.keys import MANAGER, SECRET, SESSIONMAKER, SETTINGS
@@ -108,6 +109,7 @@ async def health(request: web.Request) -> web.Response:
         "rooms": len(manager.rooms),
         "connections": len(manager.connections),
     }
+    body["rejections"] = limits_counter.snapshot()  # refusals by limit, this process
     client_manager = manager.sio.manager
     if hasattr(client_manager, "stats"):  # the per-room Redis fan-out's counters
         body["fanout"] = client_manager.stats()

@@ -61,6 +61,7 @@ TOKEN_MAX = 512
 _ERRORS: dict[int, type[web.HTTPException]] = {
     400: web.HTTPBadRequest,
     401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
     409: web.HTTPConflict,
     429: web.HTTPTooManyRequests,
     503: web.HTTPServiceUnavailable,
