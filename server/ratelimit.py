@@ -10,7 +10,7 @@ strategy counts exactly the hits of the last window (no boundary bursts).
 Scopes and keys:
 
 * ``rest_user`` — REST requests under ``/api/`` with a valid bearer token,
-  keyed by user id; ``rest_ip`` — every REST request under ``/api/``, keyed
+  keyed by a keyed hash of the user id (:func:`pseudonym`); ``rest_ip`` — every REST request under ``/api/``, keyed
   by the client IP. ``GET /api/health`` is exempt (probes). Stored in Redis
   (``tutti:limits:…`` keys) when ``redis_url`` is set, so every process
   shares one count; otherwise in the process.
@@ -28,6 +28,8 @@ connection stays open. Each refusal is counted
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
 import time
@@ -100,6 +102,12 @@ class RateLimiter:
         return None
 
 
+def pseudonym(secret: str, user_id: str) -> str:
+    """The user's rate-limit key: an HMAC-SHA256 of the id (96 bits), not the id itself,
+    so limit windows (in Redis for up to their length) never name a user."""
+    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()[:24]
+
+
 def client_ip(request: web.Request, trust_forwarded_for: bool) -> str:
     """The client's address; behind a trusted proxy the first ``X-Forwarded-For`` hop."""
     if trust_forwarded_for:
@@ -152,7 +160,7 @@ def rest_middleware(limiter: RateLimiter, settings: Settings, secret: str):
                 claims = None
             if claims is not None:
                 request["claims"] = claims
-                wait = await limiter.hit("rest_user", claims["sub"])
+                wait = await limiter.hit("rest_user", pseudonym(secret, claims["sub"]))
                 if wait is not None:
                     return rate_limited(wait, "requests from this user")
         return await handler(request)
