@@ -200,12 +200,15 @@ def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = Non
             continue
         flag = "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
+        # A bare boolean flag (``--dev``) means true; ``--dev false`` works too.
+        extra = {"nargs": "?", "const": True} if isinstance(f.default, bool) else {}
         parser.add_argument(
             flag,
             dest=f.name,
             type=_converter(f.default),
             default=None,
             help=f"{f.metadata.get('help', '')} (env {env}, default {f.default!r})",
+            **extra,
         )
 
 

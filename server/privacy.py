@@ -163,9 +163,7 @@ async def export_user(db: AsyncSession, user_id: str) -> tuple[dict[str, Any], d
     ).all():
         entry = row_dict(piece, skip=frozenset({"uploaded_by"}))
         name = f"pieces/{piece.id}.mid"
-        files[name] = await db.scalar(
-            select(SheetMusic.midi_data).where(SheetMusic.id == piece.id)
-        )
+        files[name] = await db.scalar(select(SheetMusic.midi_data).where(SheetMusic.id == piece.id))
         entry["file"] = name
         pieces.append(entry)
     links = (
@@ -278,9 +276,7 @@ def drop_track(midi: bytes, match) -> tuple[bytes, int] | None:
             del song.tracks[index]
             buffer = io.BytesIO()
             song.save(file=buffer)
-            events = sum(
-                1 for t in song.tracks for m in t if m.type in ("note_on", "note_off")
-            )
+            events = sum(1 for t in song.tracks for m in t if m.type in ("note_on", "note_off"))
             return buffer.getvalue(), events
     return None
 
@@ -342,9 +338,7 @@ async def purge_user(db: AsyncSession, user_id: str) -> None:
     await db.execute(delete(User).where(User.id == user_id))
 
 
-async def due_users(
-    db: AsyncSession, *, now: datetime, purge_after: timedelta
-) -> list[str]:
+async def due_users(db: AsyncSession, *, now: datetime, purge_after: timedelta) -> list[str]:
     """Ids of users deactivated at ``now - purge_after`` or earlier."""
     return list(
         (
@@ -405,9 +399,7 @@ async def scrub_redis(redis_url: str, user_ids: list[str], prefix: str = "tutti:
                 if named(await client.get(key)):
                     changes += await client.delete(key)
             elif kind == "hash":
-                fields = [
-                    f for f, v in (await client.hgetall(key)).items() if named(f) or named(v)
-                ]
+                fields = [f for f, v in (await client.hgetall(key)).items() if named(f) or named(v)]
                 if fields:
                     changes += await client.hdel(key, *fields)
             elif kind == "set":

@@ -10,8 +10,9 @@ strategy counts exactly the hits of the last window (no boundary bursts).
 Scopes and keys:
 
 * ``rest_user`` — REST requests under ``/api/`` with a valid bearer token,
-  keyed by a keyed hash of the user id (:func:`pseudonym`); ``rest_ip`` — every REST request under ``/api/``, keyed
-  by the client IP. ``GET /api/health`` is exempt (probes). Stored in Redis
+  keyed by a keyed hash of the user id (:func:`pseudonym`); ``rest_ip`` —
+  every REST request under ``/api/``, keyed by the client IP.
+  ``GET /api/health`` is exempt (probes). Stored in Redis
   (``tutti:limits:…`` keys) when ``redis_url`` is set, so every process
   shares one count; otherwise in the process.
 * ``events`` — Socket.IO events other than notes, per connection;

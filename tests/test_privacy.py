@@ -60,8 +60,14 @@ async def play_duet(ada: TuttiClient, bo: TuttiClient, piece_id: str, midi: byte
     scale = piece.bpm / TEMPO
     await asyncio.gather(
         *(
-            play_part(c, rid, piece.part(p), start_at=started["start_at"], time_scale=scale,
-                      style=Style(jitter_ms=5, seed=i))
+            play_part(
+                c,
+                rid,
+                piece.part(p),
+                start_at=started["start_at"],
+                time_scale=scale,
+                style=Style(jitter_ms=5, seed=i),
+            )
             for i, (c, p) in enumerate(((ada, "Soprano"), (bo, "Bass")))
         )
     )
@@ -86,8 +92,16 @@ async def solo_jam(client: TuttiClient) -> str:
 
 async def fill_logbook(base: str, token: str) -> None:
     rows = (
-        ("POST", "/api/practice/logs", {"activity_type": "scales", "duration_seconds": 600,
-                                        "start_time": "2026-01-02T08:00:00Z", "notes": "C major"}),
+        (
+            "POST",
+            "/api/practice/logs",
+            {
+                "activity_type": "scales",
+                "duration_seconds": 600,
+                "start_time": "2026-01-02T08:00:00Z",
+                "notes": "C major",
+            },
+        ),
         ("POST", "/api/goals", {"title": "Play BWV 66.6 at 240"}),
         ("POST", "/api/repertoire", {"work_title": "Christ lag in Todesbanden"}),
         ("POST", "/api/practice/templates", {"name": "Warm-up", "activity_type": "scales"}),
@@ -236,8 +250,12 @@ async def test_delete_deactivates_at_once_and_the_purge_leaves_nothing(fresh_ser
             await asyncio.sleep(0.05)
         assert not client.sio.connected
     assert ada.received.get("account:deleted")
-    for method, path in (("GET", "/api/users/me"), ("GET", "/api/users/me/data"),
-                         ("DELETE", "/api/users/me"), ("GET", "/api/practice/logs")):
+    for method, path in (
+        ("GET", "/api/users/me"),
+        ("GET", "/api/users/me/data"),
+        ("DELETE", "/api/users/me"),
+        ("GET", "/api/practice/logs"),
+    ):
         status, answer = await call(server.url, method, path, token=ada.token)
         assert (status, answer["error"]["code"]) == (401, "account_deleted"), path
     again = TuttiClient(server.url)
@@ -265,7 +283,9 @@ async def test_delete_deactivates_at_once_and_the_purge_leaves_nothing(fresh_ser
     assert run.returncode == 0 and "purged 1 user(s)" in run.stdout and ada_id in run.stdout
 
     traces = [ada_id.encode(), address.encode(), name.encode()]
-    found = [(t, c) for t, c, blob in database_cells(server.database) if any(x in blob for x in traces)]
+    found = [
+        (t, c) for t, c, blob in database_cells(server.database) if any(x in blob for x in traces)
+    ]
     assert found == []
     assert [k for k, blob in redis_blobs(redis.url) if any(x in blob for x in traces)] == []
 
@@ -274,15 +294,22 @@ async def test_delete_deactivates_at_once_and_the_purge_leaves_nothing(fresh_ser
     assert set(session["results"]) == {bo.user["id"]}
     assert session["host_user_id"] is None and session["name"] == "Shared session"
     gone = [p for p in session["participants"] if p["user_id"] is None]
-    assert gone == [{"user_id": None, "part": "Soprano", "role": "player", "complete": True,
-                     "deleted": True}]
+    assert gone == [
+        {"user_id": None, "part": "Soprano", "role": "player", "complete": True, "deleted": True}
+    ]
     song = mido.MidiFile(
-        file=io.BytesIO(await bo.fetch_bytes(f"/api/sessions/{finished['session_id']}/recording.mid"))
+        file=io.BytesIO(
+            await bo.fetch_bytes(f"/api/sessions/{finished['session_id']}/recording.mid")
+        )
     )
     assert [t.name for t in song.tracks[1:]] == ["Bo (Bass)"]
     with sqlite3.connect(server.database) as db:
-        assert db.execute("SELECT count(*) FROM practice_sessions WHERE id = ?", (solo,)).fetchone() == (0,)
-        assert db.execute("SELECT uploaded_by FROM sheet_music WHERE id = ?", (piece["id"],)).fetchone() == (None,)
+        assert db.execute(
+            "SELECT count(*) FROM practice_sessions WHERE id = ?", (solo,)
+        ).fetchone() == (0,)
+        assert db.execute(
+            "SELECT uploaded_by FROM sheet_music WHERE id = ?", (piece["id"],)
+        ).fetchone() == (None,)
     # The address is free again: a new login makes a new, empty account.
     fresh = await log_in(server, address)
     assert fresh["user"]["id"] != ada_id
