@@ -16,10 +16,19 @@ from server.api import routes
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
 from server.fanout import RoomChannelManager
-from server.keys import MANAGER, PRESENCE, SECRET, SESSIONMAKER, SETTINGS, SIO, SYNC
+from server.keys import (
+    MANAGER,
+    PRESENCE,
+    PRIVACY_BUS,
+    SECRET,
+    SESSIONMAKER,
+    SETTINGS,
+    SIO,
+    SYNC,
+)
 from server.pieces import PieceLibrary
 from server.presence import make_presence
-from server.privacy import purge_loop
+from server.privacy import PrivacyBus, purge_loop
 from server.ratelimit import RateLimiter, rest_middleware
 from server.room_directory import RoomDirectory
 from server.room_manager import RoomManager
@@ -124,6 +133,9 @@ def create_app(settings: Settings) -> web.Application:
         await manager.start_cluster()
         log.info("database ready at %s", _redact(settings.resolved_database_url()))
         app[PURGE_TASK] = asyncio.create_task(purge_loop(settings, sessionmaker))
+        if settings.redis_url:
+            app[PRIVACY_BUS] = PrivacyBus(settings.redis_url, manager)
+            app[PRIVACY_BUS].start()
 
     async def on_shutdown(app: web.Application) -> None:
         await manager.finish_all()
@@ -138,6 +150,8 @@ def create_app(settings: Settings) -> web.Application:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if PRIVACY_BUS in app:
+            await app[PRIVACY_BUS].stop()
         if directory is not None:
             await directory.stop()
         await engine.dispose()

@@ -63,7 +63,7 @@ from rooms.errors import RoomError
 from server.api import _caller, _json_body, json_response
 from server.db import repository
 from server.db.models import PracticeLog, User, new_id, utcnow
-from server.keys import MANAGER, SESSIONMAKER, SYNC
+from server.keys import MANAGER, PRIVACY_BUS, SESSIONMAKER, SYNC
 from server.logbook import (
     ACTIVITY_TYPES,
     ENTITIES,
@@ -217,7 +217,9 @@ async def delete_me(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         if await repository.get_user(db, user_id) is None:
             raise RoomError("unknown_user", "this token's user no longer exists")
-    await deactivate(request.app[SESSIONMAKER], request.app[MANAGER], user_id)
+    await deactivate(
+        request.app[SESSIONMAKER], request.app[MANAGER], user_id, request.app.get(PRIVACY_BUS)
+    )
     return web.Response(status=204)
 
 

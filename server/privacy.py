@@ -5,10 +5,11 @@
   pieces they uploaded). Secrets are left out: refresh tokens and login
   links appear as metadata only (no hashes).
 * :func:`deactivate` — ``DELETE /api/users/me``: ``users.deactivated_at`` is
-  set, refresh tokens are revoked and the user's sockets on this process are
-  disconnected (leaving their rooms); from then on every access token of the
-  user is refused (``401 account_deleted``, REST and Socket.IO), as are
-  login links and refreshes (``403 account_deleted``).
+  set, refresh tokens are revoked and the user's sockets are disconnected
+  (leaving their rooms; on other processes through :class:`PrivacyBus`);
+  from then on every access token of the user is refused (``401
+  account_deleted``, REST and Socket.IO), as are login links and refreshes
+  (``403 account_deleted``).
 * :func:`purge_due` — deletes the users deactivated ``purge_after_days`` ago
   or more (run every ``purge_interval_s`` by ``tutti serve``, and by
   ``tutti users purge``): every row of theirs in every table, their track in
@@ -239,13 +240,61 @@ async def mark_deactivated(
     return True
 
 
-async def deactivate(sessionmaker, manager, user_id: str) -> bool:
-    """Deactivate ``user_id`` and disconnect their sockets on this process (see module doc)."""
+async def deactivate(sessionmaker, manager, user_id: str, bus: PrivacyBus | None = None) -> bool:
+    """Deactivate ``user_id`` and disconnect their sockets here and, through ``bus``
+    (Redis), on every other process (see module doc)."""
     if not await mark_deactivated(sessionmaker, user_id):
         return False
     await disconnect_user(manager, user_id)
+    if bus is not None:
+        await bus.announce(user_id)
     log.info("user %s deactivated; purge scheduled", user_id)
     return True
+
+
+class PrivacyBus:
+    """Tells the other processes (Redis pub/sub ``tutti:privacy``) to let a deactivated
+    user's sockets go. A process that misses the message (Redis away) still refuses
+    the user's next connection and REST request; only an open socket lingers."""
+
+    CHANNEL = "tutti:privacy"
+
+    def __init__(self, redis_url: str, manager) -> None:
+        import redis.asyncio as aioredis
+
+        self.redis = aioredis.from_url(redis_url)
+        self.manager = manager
+        self._task: asyncio.Task | None = None
+
+    async def announce(self, user_id: str) -> None:
+        try:
+            await self.redis.publish(self.CHANNEL, user_id)
+        except Exception as exc:  # noqa: BLE001 - logged; the refusals above still hold
+            log.warning("could not announce the deactivation of %s (%s)", user_id, exc)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await disconnect_user(self.manager, message["data"].decode())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis away: subscribe again
+                log.warning("privacy channel lost (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.redis.aclose()
 
 
 async def disconnect_user(manager, user_id: str) -> int:
