@@ -25,8 +25,11 @@ class Settings:
     picks the cross-process manager with Redis: ``rooms`` (ours, a channel per
     room, :mod:`server.fanout`) or ``stock`` (python-socketio's
     ``AsyncRedisManager``, one channel for everything; kept for comparison).
-    ``secret_key`` signs access tokens; when empty, a random key is created
-    once and kept in ``data_dir/secret.key`` so tokens survive restarts.
+    ``secret_key`` signs access tokens and must be set unless ``dev`` (then
+    an ephemeral key is made; see :meth:`resolved_secret_key`). Security
+    headers and CORS: :mod:`server.security`; rate limits and caps:
+    :mod:`server.ratelimit`, :mod:`server.guard`; the purge:
+    :mod:`server.privacy`.
     ``token_ttl_s`` is the lifetime of guest access tokens,
     ``access_token_ttl_s`` that of account access tokens (refreshable).
     Login mail goes through ``smtp_host`` when set, else into

@@ -269,3 +269,17 @@ def test_a_malformed_limit_setting_is_a_clear_error(tmp_path):
         timeout=60,
     )
     assert run.returncode == 2 and "note_quota='lots' is not a rate limit" in run.stderr
+
+
+async def test_behind_a_proxy_the_forwarded_address_is_limited(fresh_server):
+    server = fresh_server("--trust-forwarded-for", "--rate-limit-rest-ip", "2/minute")
+
+    async def pieces(address: str) -> int:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(server.url + "/api/pieces", headers={"X-Forwarded-For": address}) as resp,
+        ):
+            return resp.status
+
+    assert [await pieces("203.0.113.7, 10.0.0.1") for _ in range(3)] == [200, 200, 429]
+    assert await pieces("198.51.100.2") == 200  # another client behind the same proxy
