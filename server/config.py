@@ -97,13 +97,13 @@ class Settings:
     )
     # -- limits (server/ratelimit.py, server/guard.py) -------------------------------------
     rate_limit_rest_user: str = field(
-        default="100/second;3000/minute", metadata={"help": "REST requests per user ('' off)"}
+        default="300/second;6000/minute", metadata={"help": "REST requests per user ('' off)"}
     )
     rate_limit_rest_ip: str = field(
-        default="300/second;12000/minute", metadata={"help": "REST requests per client IP"}
+        default="600/second;20000/minute", metadata={"help": "REST requests per client IP"}
     )
     rate_limit_events: str = field(
-        default="40/second;1200/minute",
+        default="200/second;6000/minute",
         metadata={"help": "Socket.IO events other than notes, per connection"},
     )
     note_quota: str = field(

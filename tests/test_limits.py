@@ -135,16 +135,17 @@ async def test_event_limit_per_connection(fresh_server):
     server = fresh_server("--rate-limit-events", "10/minute")
     one = TuttiClient(server.url)
     await one.connect("One")
-    for i in range(9):
-        await one.call("clock", {"t0": i})
+    for _ in range(9):
+        await one.call("sync:pull", {"cursor": 0})
     answer = await one.sio.call("no:such:event", {})
     assert answer["error"]["code"] == "unknown_event"  # the 10th event, still answered
-    answer = await one.sio.call("clock", {"t0": 1})
+    answer = await one.sio.call("sync:pull", {"cursor": 0})
     assert answer["error"]["code"] == "rate_limited" and answer["error"]["retry_after"] > 0
     assert one.sio.connected
+    await one.sync_clock(20)  # clock samples are not counted
     two = TuttiClient(server.url)
     await two.connect("Two")
-    assert "t1" in await two.call("clock", {"t0": 1})  # per connection
+    assert "changes" in await two.call("sync:pull", {"cursor": 0})  # per connection
     assert health(server.url)["rejections"] == {"events": 1}
     await one.disconnect()
     await two.disconnect()
