@@ -81,6 +81,9 @@ except ImportError:  # pragma: no cover - email-validator is a dependency
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+ACCOUNT_DELETED = "this account was deleted; its data is purged soon"
+
+
 class AccountError(Exception):
     """A refused account operation: ``code`` (stable, snake_case), ``message``, HTTP ``status``."""
 
@@ -205,6 +208,10 @@ async def create_login_link(
                 LoginLink.created_at > now - timedelta(seconds=LINK_WINDOW_S),
             )
         )
+        if await db.scalar(
+            select(User.id).where(User.email == email, User.deactivated_at.is_not(None))
+        ):
+            raise AccountError("account_deleted", ACCOUNT_DELETED, 403)
         if recent >= MAX_LINKS_PER_WINDOW:
             raise AccountError(
                 "too_many_links",
@@ -289,6 +296,8 @@ async def verify_login_link(
                 "link_used", "this login link was already used; ask for a new one", 401
             )
         user = await _find_or_create_account(db, link.email)
+        if user.deactivated_at is not None:
+            raise AccountError("account_deleted", ACCOUNT_DELETED, 403)
         merged = None
         if guest_id is not None and guest_id != user.id:
             merged = await merge_guest(db, guest_id, user.id)
@@ -380,6 +389,9 @@ async def rotate_refresh_token(
         row = await _by_hash(db, RefreshToken, token)
         if row is None:
             raise AccountError("invalid_refresh_token", "this refresh token is not valid", 401)
+        owner = await db.get(User, row.user_id)
+        if owner is not None and owner.deactivated_at is not None:
+            raise AccountError("account_deleted", ACCOUNT_DELETED, 403)
         if row.revoked_at is not None:
             raise AccountError("refresh_revoked", "this login has ended; log in again", 401)
         if row.used_at is None and row.expires_at <= now:

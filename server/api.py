@@ -15,6 +15,7 @@ from sqlalchemy import text
 from rooms.catalogue import STYLE_PERIODS
 from rooms.errors import RoomError
 from rooms.piece import PieceError
+from server import limits_counter
 from server.auth import TokenError, issue_token, verify_token
 from server.db import repository
 from server.keys import MANAGER, SECRET, SESSIONMAKER, SETTINGS
@@ -112,6 +113,7 @@ async def health(request: web.Request) -> web.Response:
         "rooms": len(manager.rooms),
         "connections": len(manager.connections),
     }
+    body["rejections"] = limits_counter.snapshot()  # refusals by limit, this process
     client_manager = manager.sio.manager
     if hasattr(client_manager, "stats"):  # the per-room Redis fan-out's counters
         body["fanout"] = client_manager.stats()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from server import (
     auth_api,
     codec,
     events,
+    guard,
     health,
     library_api,
     lobby_api,
@@ -20,6 +23,7 @@ from server import (
     logs,
     metrics,
     openapi,
+    privacy_api,
     sync_api,
     sync_events,
 )
@@ -27,14 +31,27 @@ from server.api import routes
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
 from server.fanout import RoomChannelManager
-from server.keys import MANAGER, PRESENCE, SECRET, SESSIONMAKER, SETTINGS, SIO, SYNC
+from server.keys import (
+    MANAGER,
+    PRESENCE,
+    PRIVACY_BUS,
+    SECRET,
+    SESSIONMAKER,
+    SETTINGS,
+    SIO,
+    SYNC,
+)
 from server.pieces import PieceLibrary
 from server.presence import make_presence
+from server.privacy import PrivacyBus, purge_loop
+from server.ratelimit import RateLimiter, rest_middleware
 from server.room_directory import RoomDirectory
 from server.room_manager import RoomManager
+from server.security import headers_middleware, json_too_large, socketio_cors
 from server.sync import SyncService
 
 log = logging.getLogger("tutti")
+PURGE_TASK: web.AppKey[asyncio.Task] = web.AppKey("purge_task")
 
 # A checkout has the browser client at the top level; an installed wheel inside the package.
 STATIC_DIR = next(
@@ -54,12 +71,26 @@ def create_app(settings: Settings) -> web.Application:
     """Build the Tutti application for ``settings``.
 
     The database is migrated to the latest schema on startup; started rooms
-    are saved as they stand on shutdown.
+    are saved as they stand on shutdown. Raises
+    :class:`server.config.ConfigError` without a secret key outside dev mode.
     """
-    app = web.Application(client_max_size=settings.max_upload_bytes + 1024)
+    secret = settings.resolved_secret_key()
+    if not settings.secret_key:
+        log.warning("dev mode: an ephemeral secret key; tokens end with this process")
+    elif len(settings.secret_key) < 32:
+        log.warning("the secret key is shorter than 32 characters (RFC 7518 §3.2 wants 256 bits)")
+    limiter = RateLimiter(settings)
+    app = web.Application(
+        client_max_size=settings.max_upload_bytes + 1024,
+        middlewares=[
+            headers_middleware(settings),
+            json_too_large,
+            rest_middleware(limiter, settings, secret),
+            privacy_api.deactivated_middleware,
+        ],
+    )
     engine = make_engine(settings.resolved_database_url())
     sessionmaker = make_sessionmaker(engine)
-    secret = settings.resolved_secret_key()
     client_manager = None
     if settings.redis_url:
         if settings.fanout == "stock":
@@ -70,10 +101,10 @@ def create_app(settings: Settings) -> web.Application:
             raise ValueError(f"fanout must be 'rooms' or 'stock', got {settings.fanout!r}")
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        cors_allowed_origins="*",
+        cors_allowed_origins=socketio_cors(settings),
         json=codec,
         client_manager=client_manager,
-        max_http_buffer_size=1_000_000,
+        max_http_buffer_size=settings.max_socket_payload_bytes,
     )
     sio.attach(app, socketio_path="socket.io")
     presence = make_presence(settings, sio)
@@ -96,6 +127,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     events.register(sio, manager, secret)
     sync_events.register(sio, manager, sync)
+    guard.install(sio, manager, limiter, settings, secret)  # after every handler is registered
     app[SETTINGS] = settings
     app[SESSIONMAKER] = sessionmaker
     app[MANAGER] = manager
@@ -106,7 +138,7 @@ def create_app(settings: Settings) -> web.Application:
     # Before server.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
     app.add_routes(library_api.routes)
     app.add_routes(routes)
-    for feature in (auth_api, sync_api, logbook_api, lobby_api):
+    for feature in (auth_api, sync_api, logbook_api, lobby_api, privacy_api):
         app.add_routes(feature.routes)
     # Observability and the API description: correlation ids, /metrics, /livez, /readyz,
     # /api/openapi.json (server/logs.py, metrics.py, health.py, openapi.py).
@@ -124,6 +156,10 @@ def create_app(settings: Settings) -> web.Application:
         await presence.start()
         await manager.start_cluster()
         log.info("database ready at %s", _redact(settings.resolved_database_url()))
+        app[PURGE_TASK] = asyncio.create_task(purge_loop(settings, sessionmaker))
+        if settings.redis_url:
+            app[PRIVACY_BUS] = PrivacyBus(settings.redis_url, manager)
+            app[PRIVACY_BUS].start()
 
     async def on_shutdown(app: web.Application) -> None:
         await manager.finish_all()
@@ -133,6 +169,13 @@ def create_app(settings: Settings) -> web.Application:
         await presence.stop()
 
     async def on_cleanup(app: web.Application) -> None:
+        task = app.get(PURGE_TASK)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if PRIVACY_BUS in app:
+            await app[PRIVACY_BUS].stop()
         if directory is not None:
             await directory.stop()
         await engine.dispose()

@@ -27,8 +27,10 @@ Errors are ``{"error": {"code", "message"}}``: 400 for a bad body
 ``invalid_value``, ``invalid_email``); 401 ``invalid_link``, ``link_used``,
 ``link_expired``, ``invalid_refresh_token``, ``refresh_reused``,
 ``refresh_revoked``, ``refresh_expired``, ``missing_token``,
-``invalid_token``, ``token_expired``, ``unknown_user``; 409
-``guest_in_room``; 429 ``too_many_links``; 503 ``mail_failed``.
+``invalid_token``, ``token_expired``, ``unknown_user``; 403
+``account_deleted`` (login, verify or refresh for a deactivated account, see
+:mod:`server.privacy`); 409 ``guest_in_room``; 429 ``too_many_links``; 503
+``mail_failed``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ TOKEN_MAX = 512
 _ERRORS: dict[int, type[web.HTTPException]] = {
     400: web.HTTPBadRequest,
     401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
     409: web.HTTPConflict,
     429: web.HTTPTooManyRequests,
     503: web.HTTPServiceUnavailable,

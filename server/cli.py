@@ -1,4 +1,4 @@
-"""The ``tutti`` command line: serve, pieces import, bot, demo."""
+"""The ``tutti`` command line: serve, pieces import, users purge, bot, demo."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # uvloop does not exist on Windows
         pass
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # ConfigError: no secret key; a malformed rate limit
+        print(f"tutti serve: {exc}", file=sys.stderr)
+        return 2
     listening = f"Tutti listening on http://{settings.host}:{settings.port}"
     if settings.log_format == "json":  # every line of output is then one JSON object
         logging.getLogger("tutti").info(listening)
@@ -41,13 +46,48 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from server.logs import AccessLogger
 
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         print=None,
         shutdown_timeout=5,
         access_log_class=AccessLogger,
     )
+    return 0
+
+
+def cmd_users_purge(settings: Settings, args: argparse.Namespace) -> int:
+    """Purge the deactivated users that are due (what ``tutti serve`` does every hour)."""
+    from datetime import UTC, datetime, timedelta
+
+    from server.db.engine import make_engine, make_sessionmaker, upgrade_database
+    from server.privacy import purge_due
+
+    now = None
+    if args.now:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            print(f"tutti users purge: --now {args.now!r} is not an ISO 8601 time", file=sys.stderr)
+            return 2
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+
+    async def run() -> list[str]:
+        engine = make_engine(settings.resolved_database_url())
+        try:
+            await upgrade_database(engine)
+            return await purge_due(
+                make_sessionmaker(engine),
+                purge_after=timedelta(days=settings.purge_after_days),
+                redis_url=settings.redis_url,
+                now=now,
+            )
+        finally:
+            await engine.dispose()
+
+    purged = asyncio.run(run())
+    print(f"purged {len(purged)} user(s)" + "".join(f"\n  {u}" for u in purged))
     return 0
 
 
@@ -122,9 +162,12 @@ def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    import dataclasses
+
     from server.demo import main
 
-    return main(settings, args.url, args.tempo)
+    # The demo's own server is a throwaway: dev mode (an ephemeral secret key).
+    return main(dataclasses.replace(settings, dev=True), args.url, args.tempo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     bot.add_argument("--seed", type=int, default=0, help="random seed of the mistakes")
     add_arguments(bot, ["log_level"])
     bot.set_defaults(func=cmd_bot)
+
+    users = sub.add_parser("users", help="manage users")
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    purge = users_sub.add_parser(
+        "purge", help="delete for good the users deactivated PURGE_AFTER_DAYS ago or more"
+    )
+    purge.add_argument("--now", default=None, help="ISO 8601 time to purge as of (default: now)")
+    add_arguments(purge, [*DB_SETTINGS, "redis_url", "purge_after_days"])
+    purge.set_defaults(func=cmd_users_purge)
 
     demo = sub.add_parser("demo", help="two bots play a Bach chorale as a duet")
     demo.add_argument("--url", default=None, help="use a running server instead of starting one")

@@ -25,8 +25,11 @@ class Settings:
     picks the cross-process manager with Redis: ``rooms`` (ours, a channel per
     room, :mod:`server.fanout`) or ``stock`` (python-socketio's
     ``AsyncRedisManager``, one channel for everything; kept for comparison).
-    ``secret_key`` signs access tokens; when empty, a random key is created
-    once and kept in ``data_dir/secret.key`` so tokens survive restarts.
+    ``secret_key`` signs access tokens and must be set unless ``dev`` (then
+    an ephemeral key is made; see :meth:`resolved_secret_key`). Security
+    headers and CORS: :mod:`server.security`; rate limits and caps:
+    :mod:`server.ratelimit`, :mod:`server.guard`; the purge:
+    :mod:`server.privacy`.
     ``token_ttl_s`` is the lifetime of guest access tokens,
     ``access_token_ttl_s`` that of account access tokens (refreshable).
     Login mail goes through ``smtp_host`` when set, else into
@@ -69,6 +72,64 @@ class Settings:
     smtp_starttls: bool = field(
         default=True, metadata={"help": "require STARTTLS (false: plain SMTP)"}
     )
+    # -- security (server/security.py) ---------------------------------------------------
+    dev: bool = field(
+        default=False, metadata={"help": "dev mode: an ephemeral secret key when none is set"}
+    )
+    cors_origins: str = field(
+        default="", metadata={"help": "allowed cross origins, comma-separated ('*': any; '': none)"}
+    )
+    content_security_policy: str = field(
+        default=(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; media-src 'self' blob:; worker-src 'self'; "
+            "manifest-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'none'"
+        ),
+        metadata={"help": "Content-Security-Policy header ('' leaves it out)"},
+    )
+    referrer_policy: str = field(
+        default="no-referrer", metadata={"help": "Referrer-Policy header"}
+    )
+    permissions_policy: str = field(
+        default="midi=(self), camera=(), microphone=(), geolocation=()",
+        metadata={"help": "Permissions-Policy header ('' leaves it out)"},
+    )
+    hsts_max_age_s: int = field(
+        default=0, metadata={"help": "Strict-Transport-Security max-age, s (0: no header)"}
+    )
+    # -- limits (server/ratelimit.py, server/guard.py) -------------------------------------
+    rate_limit_rest_user: str = field(
+        default="300/second;6000/minute", metadata={"help": "REST requests per user ('' off)"}
+    )
+    rate_limit_rest_ip: str = field(
+        default="600/second;20000/minute", metadata={"help": "REST requests per client IP"}
+    )
+    rate_limit_events: str = field(
+        default="200/second;6000/minute",
+        metadata={"help": "Socket.IO events other than notes, per connection"},
+    )
+    note_quota: str = field(
+        default="400/2seconds;3000/20seconds",
+        metadata={"help": "note events (on and off) per connection: burst;steady"},
+    )
+    max_connections_per_user: int = field(
+        default=10, metadata={"help": "Socket.IO connections of one user (per process)"}
+    )
+    max_spectators: int = field(default=32, metadata={"help": "spectators in one room"})
+    max_socket_payload_bytes: int = field(
+        default=1_000_000, metadata={"help": "largest Socket.IO message, bytes"}
+    )
+    trust_forwarded_for: bool = field(
+        default=False, metadata={"help": "take the client IP from X-Forwarded-For (behind a proxy)"}
+    )
+    # -- privacy (server/privacy.py) --------------------------------------------------------
+    purge_after_days: float = field(
+        default=30.0, metadata={"help": "days from DELETE /api/users/me to the purge"}
+    )
+    purge_interval_s: float = field(
+        default=3600.0, metadata={"help": "how often the server runs the purge job, s"}
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -88,16 +149,33 @@ class Settings:
         return f"http://{host}:{self.port}"
 
     def resolved_secret_key(self) -> str:
+        """``secret_key``; in dev mode without one, an ephemeral random key.
+
+        Raises :class:`ConfigError` outside dev mode when no key is set: a
+        production server must not sign tokens with a key nobody chose (and
+        several processes must share one).
+        """
         if self.secret_key:
             return self.secret_key
-        path = Path(self.data_dir) / "secret.key"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
-        return key
+        if self.dev:
+            return secrets.token_urlsafe(48)
+        raise ConfigError(
+            "no secret key: set TUTTI_SECRET_KEY (or --secret-key) to a long random string, "
+            "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`, "
+            "or run with --dev (TUTTI_DEV=1) for an ephemeral key"
+        )
+
+    def resolved_cors_origins(self) -> list[str] | str | None:
+        """``"*"``, a list of origins, or ``None`` (same origin only)."""
+        value = self.cors_origins.strip()
+        if value == "*":
+            return "*"
+        origins = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return origins or None
+
+
+class ConfigError(ValueError):
+    """A setting makes the server unsafe or unable to start; the message says what to do."""
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -128,12 +206,15 @@ def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = Non
             continue
         flag = "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
+        # A bare boolean flag (``--dev``) means true; ``--dev false`` works too.
+        extra = {"nargs": "?", "const": True} if isinstance(f.default, bool) else {}
         parser.add_argument(
             flag,
             dest=f.name,
             type=_converter(f.default),
             default=None,
             help=f"{f.metadata.get('help', '')} (env {env}, default {f.default!r})",
+            **extra,
         )
 
 

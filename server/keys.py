@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from server.config import Settings
     from server.presence import PresenceService
+    from server.privacy import PrivacyBus
     from server.room_manager import RoomManager
     from server.sync import SyncService
 
@@ -22,3 +23,4 @@ SECRET: web.AppKey[str] = web.AppKey("secret")
 SYNC: web.AppKey[SyncService] = web.AppKey("sync")
 PRESENCE: web.AppKey[PresenceService] = web.AppKey("presence")
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
+PRIVACY_BUS: web.AppKey[PrivacyBus] = web.AppKey("privacy_bus")

@@ -18,9 +18,9 @@ makes one. Rows come back as ``{"id", "version", **fields}``.
 ==========================================  ==================================================
 route                                       does
 ==========================================  ==================================================
-``GET|PUT|DELETE /api/users/me``            profile; PUT ``{"display_name"}``; DELETE erases
-                                            the logbook (tombstones), revokes refresh
-                                            tokens, anonymises the account → 204
+``GET|PUT|DELETE /api/users/me``            profile; PUT ``{"display_name"}``; DELETE
+                                            deactivates the account, purged later
+                                            (:mod:`server.privacy`) → 204
 ``GET|PUT|DELETE /api/users/me/preferences``  ``{"preferences", "version"}``; PUT merges key
                                             by key (``null`` removes a key); DELETE clears
 ``POST /api/practice/sessions/start``       a running timer entry (``source: "timer"``,
@@ -57,13 +57,13 @@ from typing import Annotated, Any
 import orjson
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from rooms.errors import RoomError
 from server.api import _caller, _json_body, json_response
 from server.db import repository
-from server.db.models import PracticeLog, RefreshToken, User, new_id, utcnow
-from server.keys import SESSIONMAKER, SYNC
+from server.db.models import PracticeLog, User, new_id, utcnow
+from server.keys import MANAGER, PRIVACY_BUS, SESSIONMAKER, SYNC
 from server.logbook import (
     ACTIVITY_TYPES,
     ENTITIES,
@@ -74,6 +74,7 @@ from server.logbook import (
     Entity,
     row_to_json,
 )
+from server.privacy import deactivate
 from server.schemas import DisplayName, _Strict, parse
 from server.sync_api import query_int
 
@@ -212,29 +213,15 @@ async def put_me(request: web.Request) -> web.Response:
 @routes.delete("/api/users/me")
 @handler
 async def delete_me(request: web.Request) -> web.Response:
-    """Erase the caller's logbook (every row a tombstone, so every device drops it),
-    clear the preferences, revoke the refresh tokens and anonymise the account.
-
-    The user row itself stays (shared room sessions refer to it); its access
-    tokens run out by themselves.
-    """
+    """Delete the caller's account: deactivated at once (tokens, logins and sockets
+    refused), purged ``purge_after_days`` later (see :mod:`server.privacy`) → 204."""
     user_id = _user(request)
     async with request.app[SESSIONMAKER]() as db:
         if await repository.get_user(db, user_id) is None:
             raise RoomError("unknown_user", "this token's user no longer exists")
-    await request.app[SYNC].erase(user_id)
-    async with request.app[SESSIONMAKER].begin() as db:
-        now = utcnow()
-        await db.execute(
-            update(User)
-            .where(User.id == user_id)
-            .values(display_name="Deleted user", email=None, updated_at=now)
-        )
-        await db.execute(
-            update(RefreshToken)
-            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+    await deactivate(
+        request.app[SESSIONMAKER], request.app[MANAGER], user_id, request.app.get(PRIVACY_BUS)
+    )
     return web.Response(status=204)
 
 

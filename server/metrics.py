@@ -66,6 +66,8 @@ from prometheus_client.core import (
 )
 from sqlalchemy import event
 
+from server import limits_counter
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -269,6 +271,18 @@ class _Collector:
 
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
+# server.limits_counter's kinds → (scope, kind) labels of tutti_rate_limit_rejections_total.
+REJECTION_LABELS = {
+    "rest_user": ("user", "rest"),
+    "rest_ip": ("ip", "rest"),
+    "events": ("connection", "event"),
+    "notes": ("connection", "notes"),
+    "connections": ("user", "connections"),
+    "payload": ("request", "payload"),
+    "room_full": ("room", "room_full"),
+    "invite": ("room", "invite"),
+}
+
 
 def record_rejection(
     target: web.Application | Metrics | CollectorRegistry, scope: str, kind: str
@@ -313,4 +327,15 @@ def install(app: web.Application, *, manager: RoomManager, engine: AsyncEngine) 
         manager.sio.manager.on_lag = metrics.pubsub_received
     app[METRICS] = metrics
     app.router.add_get("/metrics", metrics_handler)
+
+    def count(kind: str) -> None:
+        scope, label = REJECTION_LABELS.get(kind, ("other", kind))
+        metrics.rejection(scope, label)
+
+    limits_counter.on_rejection(count)
+
+    async def detach(_app: web.Application) -> None:
+        limits_counter.off_rejection(count)
+
+    app.on_cleanup.append(detach)
     return metrics

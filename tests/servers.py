@@ -43,6 +43,7 @@ class ServerProcess:
     data_dir: Path
     proc: subprocess.Popen
     log: Path
+    secret: str = ""
 
     @property
     def database(self) -> Path:
@@ -59,9 +60,19 @@ class ServerProcess:
         return self.proc.returncode
 
 
+TEST_SECRET = "tutti-test-secret-" + "k" * 32
+"""The secret key test servers sign tokens with (production refuses to start without one)."""
+
+
 def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
-    """Start ``tutti serve`` on a free port and wait until ``/api/health`` answers."""
+    """Start ``tutti serve`` on a free port and wait until ``/api/health`` answers.
+
+    The server gets :data:`TEST_SECRET` unless ``extra`` has its own ``--secret-key``.
+    """
     port = free_port()
+    secret = TEST_SECRET
+    if "--secret-key" in extra:
+        secret = extra[extra.index("--secret-key") + 1]
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / f"server-{port}.log"
     args = [
@@ -75,7 +86,9 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
         str(port),
         "--data-dir",
         str(data_dir),
-        *extra,
+        "--secret-key",
+        TEST_SECRET,
+        *extra,  # a --secret-key here wins (argparse keeps the last)
     ]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUTTI_")}
     full_env.update(env or {})
@@ -94,7 +107,7 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
             return resp.status == 200
 
     _wait_for(healthy, 30, "tutti serve", proc, log)
-    return ServerProcess(url, port, data_dir, proc, log)
+    return ServerProcess(url, port, data_dir, proc, log, secret)
 
 
 def redis_server_binary() -> str | None:

@@ -489,7 +489,7 @@ async def test_guest_push_repeated_after_login_is_applied_once(server):
 async def test_device_reconnects_with_refreshed_token(server):
     tokens = await log_in(server, "device@example.com")
     user = tokens["user"]
-    secret = (server.data_dir / "secret.key").read_text().strip()
+    secret = server.secret
     short = issue_token(
         secret, user_id=user["id"], display_name=user["display_name"], guest=False, ttl_s=1
     )

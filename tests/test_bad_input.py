@@ -227,7 +227,7 @@ async def test_connections_without_a_valid_token_are_refused(server):
 async def test_expired_token_is_refused_with_a_clear_error(server):
     import jwt
 
-    secret = (server.data_dir / "secret.key").read_text().strip()
+    secret = server.secret
     token = jwt.encode(
         {"sub": "u1", "name": "late", "type": "access", "iat": 0, "exp": int(time.time()) - 10},
         secret,

@@ -39,7 +39,7 @@ from server.db.models import (
     User,
 )
 
-HEAD = "0003_piece_analysis"  # the newest migration
+HEAD = "0005_privacy_limits"  # the newest migration
 
 START_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 

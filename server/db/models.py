@@ -1,6 +1,7 @@
 """Database schema (SQLAlchemy 2 declarative), after the practice-logbook design.
 
-Tables, snake_case columns (``0001`` created the first five, ``0002`` the rest):
+Tables, snake_case columns (``0001`` created the first five, ``0002`` the rest;
+``0005_privacy_limits`` added ``users.deactivated_at``):
 
 * ``users`` — accounts and guests.
 * ``sheet_music`` — uploaded/imported pieces with the original MIDI bytes.
@@ -119,6 +120,8 @@ class User(Base):
     is_guest: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Set by DELETE /api/users/me: refused everywhere, purged later (server/privacy.py).
+    deactivated_at: Mapped[datetime | None] = mapped_column(index=True)
 
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, display_name={self.display_name!r})"
@@ -202,7 +205,8 @@ class PracticeSession(Base):
     )
     piece_title: Mapped[str | None] = mapped_column(String(300))
     tempo_bpm: Mapped[float] = mapped_column(Float)
-    host_user_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("users.id"))
+    # None once the host's account was purged (server/privacy.py).
+    host_user_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("users.id"))
     start_time: Mapped[datetime] = mapped_column()
     end_time: Mapped[datetime] = mapped_column()
     duration_seconds: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,488 @@
+"""A user's data: export it, deactivate the account, purge it for good.
+
+* :func:`export_user` — everything stored about a user as one JSON-ready
+  dict plus the MIDI files that go with it (recordings of their sessions,
+  pieces they uploaded). Secrets are left out: refresh tokens and login
+  links appear as metadata only (no hashes).
+* :func:`deactivate` — ``DELETE /api/users/me``: ``users.deactivated_at`` is
+  set, refresh tokens are revoked and the user's sockets are disconnected
+  (leaving their rooms; on other processes through :class:`PrivacyBus`);
+  from then on every access token of the user is refused (``401
+  account_deleted``, REST and Socket.IO), as are login links and refreshes
+  (``403 account_deleted``).
+* :func:`purge_due` — deletes the users deactivated ``purge_after_days`` ago
+  or more (run every ``purge_interval_s`` by ``tutti serve``, and by
+  ``tutti users purge``): every row of theirs in every table, their track in
+  shared recordings, and every Redis key, hash field, set member or stream
+  entry naming them (:func:`scrub_redis`).
+
+Shared sessions: the partners keep their own logs and results. The deleted
+user's part is anonymised: their ``participants`` entry keeps part and role
+but ``user_id`` becomes ``null`` (``"deleted": true``), ``host_user_id``
+becomes ``null`` if they hosted (and the room's name, which the host typed,
+becomes ``"Shared session"``), their log is deleted and their track (named
+``"<display name> (<part>)"``) is dropped from the recording. A session with
+no one else left is deleted with its recording. Pieces they uploaded stay in
+the library without an uploader (``uploaded_by`` null).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import zipfile
+from datetime import datetime, timedelta
+from typing import Any
+
+import mido
+from sqlalchemy import Text, cast, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.db.models import (
+    Base,
+    ClientMutation,
+    Goal,
+    LoginLink,
+    PracticeLog,
+    PracticeSession,
+    PracticeTemplate,
+    RefreshToken,
+    RepertoireItem,
+    SessionRecording,
+    SheetMusic,
+    User,
+    UserPreferences,
+    UserSync,
+    utcnow,
+)
+
+log = logging.getLogger("tutti.privacy")
+
+SECRET_COLUMNS = frozenset({"token_hash"})
+ANONYMOUS_SESSION_NAME = "Shared session"
+EXPORT_FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def row_dict(row: Any, *, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Every column of an ORM row but secrets, binaries and ``skip``, JSON-ready."""
+    out = {}
+    for column in row.__table__.columns:
+        if column.name in SECRET_COLUMNS or column.name in skip:
+            continue
+        if column.name == "midi_data":
+            continue
+        out[column.name] = _jsonable(getattr(row, column.key))
+    return out
+
+
+def _participates(user_id: str):
+    # participants is JSON: compare its text form (SQLite TEXT, PostgreSQL json::text).
+    return or_(
+        PracticeSession.host_user_id == user_id,
+        cast(PracticeSession.participants, Text).like(f'%"{user_id}"%'),
+    )
+
+
+async def user_sessions(db: AsyncSession, user_id: str) -> list[PracticeSession]:
+    """Sessions the user hosted, played or listened in (from their participants)."""
+    rows = (await db.scalars(select(PracticeSession).where(_participates(user_id)))).all()
+    return [
+        r
+        for r in rows
+        if r.host_user_id == user_id or any(p.get("user_id") == user_id for p in r.participants)
+    ]
+
+
+async def export_user(db: AsyncSession, user_id: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The user's data: ``(data, files)``.
+
+    ``data`` keys: ``format`` (1), ``exported_at``, ``account`` (the users
+    row), ``preferences``, ``sync`` (version, clients' last mutation ids),
+    ``practice_logs``, ``goals``, ``repertoire``, ``templates`` (every row,
+    tombstones included with ``deleted_at``), ``sessions`` (each session
+    taken part in: its columns, ``participants`` with other people's ids
+    left out (``"you": true`` marks the user's entry), ``your_result`` and
+    ``recording`` — the file name in ``files``, or null), ``uploaded_pieces``
+    (metadata and ``file``), ``devices`` (refresh tokens: device id, created,
+    expires, used, revoked — no token), ``login_links`` (address, created,
+    expires, used). ``files`` maps ``recordings/<session id>.mid`` and
+    ``pieces/<piece id>.mid`` to Standard MIDI File bytes.
+
+    Raises ``LookupError`` for an unknown user.
+    """
+    user = await db.get(User, user_id)
+    if user is None:
+        raise LookupError(user_id)
+    files: dict[str, bytes] = {}
+
+    async def owned(model) -> list[dict[str, Any]]:
+        rows = (await db.scalars(select(model).where(model.user_id == user_id))).all()
+        return [row_dict(r, skip=frozenset({"user_id"})) for r in rows]
+
+    prefs = await db.get(UserPreferences, user_id)
+    sync = await db.get(UserSync, user_id)
+    logs = (await db.scalars(select(PracticeLog).where(PracticeLog.user_id == user_id))).all()
+    log_by_session = {r.session_id: r for r in logs if r.session_id is not None}
+    sessions = []
+    for session in await user_sessions(db, user_id):
+        entry = row_dict(session, skip=frozenset({"host_user_id"}))
+        entry["you_hosted"] = session.host_user_id == user_id
+        entry["participants"] = [
+            {
+                "part": p.get("part"),
+                "role": p.get("role"),
+                "complete": p.get("complete"),
+                "you": p.get("user_id") == user_id,
+            }
+            for p in session.participants
+        ]
+        own = log_by_session.get(session.id)
+        entry["your_result"] = own.result if own is not None else None
+        midi = await db.scalar(
+            select(SessionRecording.midi_data).where(SessionRecording.session_id == session.id)
+        )
+        entry["recording"] = None
+        if midi:
+            name = f"recordings/{session.id}.mid"
+            files[name] = midi
+            entry["recording"] = name
+        sessions.append(entry)
+    pieces = []
+    for piece in (
+        await db.scalars(select(SheetMusic).where(SheetMusic.uploaded_by == user_id))
+    ).all():
+        entry = row_dict(piece, skip=frozenset({"uploaded_by"}))
+        name = f"pieces/{piece.id}.mid"
+        files[name] = await db.scalar(select(SheetMusic.midi_data).where(SheetMusic.id == piece.id))
+        entry["file"] = name
+        pieces.append(entry)
+    links = (
+        await db.scalars(
+            select(LoginLink).where(
+                or_(LoginLink.guest_user_id == user_id, LoginLink.email == user.email)
+                if user.email
+                else LoginLink.guest_user_id == user_id
+            )
+        )
+    ).all()
+    data = {
+        "format": EXPORT_FORMAT_VERSION,
+        "exported_at": utcnow().isoformat(),
+        "account": row_dict(user),
+        "preferences": row_dict(prefs, skip=frozenset({"user_id"})) if prefs else None,
+        "sync": {
+            "version": sync.version if sync else 0,
+            "clients": await owned(ClientMutation),
+        },
+        "practice_logs": [row_dict(r, skip=frozenset({"user_id"})) for r in logs],
+        "goals": await owned(Goal),
+        "repertoire": await owned(RepertoireItem),
+        "templates": await owned(PracticeTemplate),
+        "sessions": sessions,
+        "uploaded_pieces": pieces,
+        "devices": await owned(RefreshToken),
+        "login_links": [row_dict(r, skip=frozenset({"guest_user_id"})) for r in links],
+    }
+    return data, files
+
+
+def export_zip(data: dict[str, Any], files: dict[str, bytes]) -> bytes:
+    """``data.json`` (UTF-8, indented) and ``files`` in one ZIP archive."""
+    import orjson
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- deactivate
+
+
+async def is_deactivated(sessionmaker: async_sessionmaker[AsyncSession], user_id: str) -> bool:
+    """True when the user asked for deletion (and is not purged yet)."""
+    async with sessionmaker() as db:
+        when = await db.scalar(select(User.deactivated_at).where(User.id == user_id))
+    return when is not None
+
+
+async def mark_deactivated(
+    sessionmaker: async_sessionmaker[AsyncSession], user_id: str, now: datetime | None = None
+) -> bool:
+    """Set ``deactivated_at`` and revoke refresh tokens; False if unknown or already done."""
+    now = now or utcnow()
+    async with sessionmaker.begin() as db:
+        done = await db.execute(
+            update(User)
+            .where(User.id == user_id, User.deactivated_at.is_(None))
+            .values(deactivated_at=now)
+        )
+        if done.rowcount != 1:
+            return False
+        await db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    return True
+
+
+async def deactivate(sessionmaker, manager, user_id: str, bus: PrivacyBus | None = None) -> bool:
+    """Deactivate ``user_id`` and disconnect their sockets here and, through ``bus``
+    (Redis), on every other process (see module doc)."""
+    if not await mark_deactivated(sessionmaker, user_id):
+        return False
+    await disconnect_user(manager, user_id)
+    if bus is not None:
+        await bus.announce(user_id)
+    log.info("user %s deactivated; purge scheduled", user_id)
+    return True
+
+
+class PrivacyBus:
+    """Tells the other processes (Redis pub/sub ``tutti:privacy``) to let a deactivated
+    user's sockets go. A process that misses the message (Redis away) still refuses
+    the user's next connection and REST request; only an open socket lingers."""
+
+    CHANNEL = "tutti:privacy"
+
+    def __init__(self, redis_url: str, manager) -> None:
+        import redis.asyncio as aioredis
+
+        self.redis = aioredis.from_url(redis_url)
+        self.manager = manager
+        self._task: asyncio.Task | None = None
+
+    async def announce(self, user_id: str) -> None:
+        try:
+            await self.redis.publish(self.CHANNEL, user_id)
+        except Exception as exc:  # noqa: BLE001 - logged; the refusals above still hold
+            log.warning("could not announce the deactivation of %s (%s)", user_id, exc)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await disconnect_user(self.manager, message["data"].decode())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - Redis away: subscribe again
+                log.warning("privacy channel lost (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.redis.aclose()
+
+
+async def disconnect_user(manager, user_id: str) -> int:
+    """Disconnect every socket of ``user_id`` on this process (they leave their rooms)."""
+    sids = [sid for sid, c in manager.connections.items() if c.user_id == user_id]
+    for sid in sids:
+        with contextlib.suppress(Exception):
+            await manager.sio.emit(
+                "account:deleted",
+                {"code": "account_deleted", "message": "this account was deleted"},
+                to=sid,
+            )
+        await manager.sio.disconnect(sid)
+    return len(sids)
+
+
+# --------------------------------------------------------------------------- purge
+
+
+def drop_track(midi: bytes, match) -> tuple[bytes, int] | None:
+    """The recording without the first track whose name satisfies ``match``.
+
+    Returns the new bytes and note event count, or ``None`` when no track matched.
+    """
+    song = mido.MidiFile(file=io.BytesIO(midi))
+    for index, track in enumerate(song.tracks[1:], start=1):
+        if match(track.name):
+            del song.tracks[index]
+            buffer = io.BytesIO()
+            song.save(file=buffer)
+            events = sum(1 for t in song.tracks for m in t if m.type in ("note_on", "note_off"))
+            return buffer.getvalue(), events
+    return None
+
+
+def _track_matcher(display_name: str, part: str | None):
+    # rooms/room.py names a player's track "<display name> (<part>)"; parts are unique
+    # in a room, so the part identifies the track even after a rename.
+    if part:
+        return lambda name: name.endswith(f" ({part})")
+    return lambda name: name == display_name
+
+
+async def purge_user(db: AsyncSession, user_id: str) -> None:
+    """Delete everything of ``user_id`` in ``db`` (one transaction; see the module doc)."""
+    user = await db.get(User, user_id)
+    if user is None:
+        return
+    for session in await user_sessions(db, user_id):
+        mine = [p for p in session.participants if p.get("user_id") == user_id]
+        others = [p for p in session.participants if p.get("user_id") not in (user_id, None)]
+        if not others:
+            await db.execute(delete(PracticeLog).where(PracticeLog.session_id == session.id))
+            await db.execute(
+                delete(SessionRecording).where(SessionRecording.session_id == session.id)
+            )
+            await db.delete(session)
+            continue
+        session.participants = [
+            {**p, "user_id": None, "deleted": True} if p.get("user_id") == user_id else p
+            for p in session.participants
+        ]
+        if session.host_user_id == user_id:
+            session.host_user_id = None
+            session.name = ANONYMOUS_SESSION_NAME
+        recording = await db.get(SessionRecording, session.id)
+        for entry in mine:
+            if recording is None or entry.get("role") != "player":
+                continue
+            dropped = drop_track(
+                recording.midi_data, _track_matcher(user.display_name, entry.get("part"))
+            )
+            if dropped is not None:
+                recording.midi_data, recording.event_count = dropped
+    await db.flush()
+    await db.execute(
+        update(SheetMusic).where(SheetMusic.uploaded_by == user_id).values(uploaded_by=None)
+    )
+    conditions = [LoginLink.guest_user_id == user_id]
+    if user.email:
+        conditions.append(LoginLink.email == user.email)
+    await db.execute(delete(LoginLink).where(or_(*conditions)))
+    # Every other table with a column pointing at users.id: its rows go (dependents first).
+    for table in reversed(Base.metadata.sorted_tables):
+        if table.name == "users":
+            continue
+        for column in table.columns:
+            if any(fk.column.table.name == "users" for fk in column.foreign_keys):
+                await db.execute(table.delete().where(column == user_id))
+    await db.execute(delete(User).where(User.id == user_id))
+
+
+async def due_users(db: AsyncSession, *, now: datetime, purge_after: timedelta) -> list[str]:
+    """Ids of users deactivated at ``now - purge_after`` or earlier."""
+    return list(
+        (
+            await db.scalars(
+                select(User.id).where(
+                    User.deactivated_at.is_not(None), User.deactivated_at <= now - purge_after
+                )
+            )
+        ).all()
+    )
+
+
+async def purge_due(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    purge_after: timedelta,
+    redis_url: str = "",
+    now: datetime | None = None,
+) -> list[str]:
+    """Purge every user due (each in its own transaction), then scrub Redis; their ids."""
+    now = now or utcnow()
+    async with sessionmaker() as db:
+        ids = await due_users(db, now=now, purge_after=purge_after)
+    for user_id in ids:
+        async with sessionmaker.begin() as db:
+            await purge_user(db, user_id)
+        log.info("user %s purged", user_id)
+    if ids and redis_url:
+        await scrub_redis(redis_url, ids)
+    return ids
+
+
+async def scrub_redis(redis_url: str, user_ids: list[str], prefix: str = "tutti:") -> int:
+    """Remove every trace of ``user_ids`` from Redis keys under ``prefix``; changes made.
+
+    A key whose name holds an id is deleted; otherwise by type: a string
+    holding one is deleted, hash fields / set and sorted-set members / list
+    items / stream entries holding one are removed. Run after the user left
+    every room, so only finished state (recovery streams, finished payloads,
+    rate-limit windows) remains.
+    """
+    import redis.asyncio as aioredis
+
+    ids = [i.encode() for i in user_ids]
+
+    def named(blob: bytes | None) -> bool:
+        return blob is not None and any(i in blob for i in ids)
+
+    changes = 0
+    client = aioredis.from_url(redis_url)
+    try:
+        async for key in client.scan_iter(match=prefix.encode() + b"*", count=500):
+            if named(key):
+                changes += await client.delete(key)
+                continue
+            kind = (await client.type(key)).decode()
+            if kind == "string":
+                if named(await client.get(key)):
+                    changes += await client.delete(key)
+            elif kind == "hash":
+                fields = [f for f, v in (await client.hgetall(key)).items() if named(f) or named(v)]
+                if fields:
+                    changes += await client.hdel(key, *fields)
+            elif kind == "set":
+                members = [m for m in await client.smembers(key) if named(m)]
+                if members:
+                    changes += await client.srem(key, *members)
+            elif kind == "zset":
+                members = [m for m in await client.zrange(key, 0, -1) if named(m)]
+                if members:
+                    changes += await client.zrem(key, *members)
+            elif kind == "list":
+                for item in {i for i in await client.lrange(key, 0, -1) if named(i)}:
+                    changes += await client.lrem(key, 0, item)
+            elif kind == "stream":
+                entries = [
+                    entry_id
+                    for entry_id, fields in await client.xrange(key)
+                    if any(named(k) or named(v) for k, v in fields.items())
+                ]
+                if entries:
+                    changes += await client.xdel(key, *entries)
+    finally:
+        await client.aclose()
+    return changes
+
+
+async def purge_loop(settings, sessionmaker) -> None:
+    """``tutti serve``'s purge job: :func:`purge_due` now and every ``purge_interval_s``."""
+    purge_after = timedelta(days=settings.purge_after_days)
+    while True:
+        try:
+            await purge_due(sessionmaker, purge_after=purge_after, redis_url=settings.redis_url)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next round tries again
+            log.exception("purge job failed")
+        await asyncio.sleep(settings.purge_interval_s)
