@@ -218,8 +218,8 @@ def test_record_rejection_counts_by_scope_and_kind(tmp_path):
     assert got[(key, (("kind", "rest"), ("scope", "user")))] == 2
     assert got[(key, (("kind", "notes"), ("scope", "connection")))] == 1
     # Through the application or its registry; two apps in one process do not clash.
-    app1 = create_app(Settings(data_dir=str(tmp_path / "a")))
-    app2 = create_app(Settings(data_dir=str(tmp_path / "b")))
+    app1 = create_app(Settings(data_dir=str(tmp_path / "a"), dev=True))
+    app2 = create_app(Settings(data_dir=str(tmp_path / "b"), dev=True))
     from server.metrics import METRICS
 
     record_rejection(app1, "ip", "rest")

@@ -74,7 +74,7 @@ def api_schema(api):
 
 
 def test_every_api_route_is_documented(tmp_path):
-    app = create_app(Settings(data_dir=str(tmp_path)))
+    app = create_app(Settings(data_dir=str(tmp_path), dev=True))
     routed = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
