@@ -265,6 +265,8 @@ class Op:
     description: str = ""
     body_required: bool = True
     extra_responses: dict[int, Schema] = field(default_factory=dict)
+    # More media types of the success answer (e.g. a query parameter picks JSON over a ZIP).
+    alternatives: dict[str, Schema] = field(default_factory=dict)
 
 
 MIDI = {"type": "string", "format": "binary"}
@@ -386,8 +388,13 @@ OPERATIONS: list[Op] = [
     # -- the logbook (server/logbook_api.py)
     Op("GET", "/api/users/me", "The caller's profile", "users", ProfileOut),
     Op("PUT", "/api/users/me", "Change the display name", "users", ProfileOut, body=ProfileIn),
-    Op("DELETE", "/api/users/me", "Erase the logbook and anonymise the account", "users",
+    Op("DELETE", "/api/users/me", "Deactivate the account now; purged after 30 days", "users",
        None, 204),
+    Op("GET", "/api/users/me/data", "Everything stored about the caller (ZIP, or JSON)",
+       "users", {"type": "string", "format": "binary"}, response_type="application/zip",
+       alternatives={"application/json": {"type": "object"}},
+       query=(Query("format", schema={"type": "string", "enum": ["zip", "json"],
+                                      "default": "zip"}),)),
     Op("GET", "/api/users/me/preferences", "The preferences", "users", PreferencesOut),
     Op("PUT", "/api/users/me/preferences", "Merge keys into the preferences", "users",
        PreferencesOut, body={"type": "object", "maxProperties": 100}),
@@ -536,6 +543,8 @@ def build(operations: list[Op] | None = None) -> dict[str, Any]:
         ok: dict[str, Any] = {"description": _REASONS.get(op.status, "OK")}
         if op.response is not None:
             ok["content"] = {op.response_type: {"schema": components.schema(op.response)}}
+            for media_type, schema in op.alternatives.items():
+                ok["content"][media_type] = {"schema": components.schema(schema)}
         responses[str(op.status)] = ok
         errors = set(op.errors)
         if op.body is not None or op.query:

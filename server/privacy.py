@@ -39,6 +39,7 @@ from typing import Any
 import mido
 from sqlalchemy import Text, cast, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import undefer
 
 from server.db.models import (
     Base,
@@ -160,11 +161,14 @@ async def export_user(db: AsyncSession, user_id: str) -> tuple[dict[str, Any], d
         sessions.append(entry)
     pieces = []
     for piece in (
-        await db.scalars(select(SheetMusic).where(SheetMusic.uploaded_by == user_id))
+        await db.scalars(
+            # Every column at once: a lazy load of a deferred one cannot run here (async).
+            select(SheetMusic).where(SheetMusic.uploaded_by == user_id).options(undefer("*"))
+        )
     ).all():
         entry = row_dict(piece, skip=frozenset({"uploaded_by"}))
         name = f"pieces/{piece.id}.mid"
-        files[name] = await db.scalar(select(SheetMusic.midi_data).where(SheetMusic.id == piece.id))
+        files[name] = piece.midi_data
         entry["file"] = name
         pieces.append(entry)
     links = (

@@ -325,7 +325,8 @@ async def test_serve_runs_the_purge_job(fresh_server):
     for _ in range(100):
         with sqlite3.connect(server.database) as db:
             left = db.execute("SELECT count(*) FROM users WHERE id = ?", (guest.user["id"],))
-            if left.fetchone() == (0,):
+            # The job logs after its commit: wait for both.
+            if left.fetchone() == (0,) and "purged" in server.log.read_text():
                 break
         await asyncio.sleep(0.1)
     else:
