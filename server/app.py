@@ -127,7 +127,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     events.register(sio, manager, secret)
     sync_events.register(sio, manager, sync)
-    guard.install(sio, manager, limiter, settings, secret)  # after every handler is registered
+    # After every handler is registered; the lobby hides the private rooms.
+    app[guard.INVITES] = guard.install(sio, manager, limiter, settings, secret)
     app[SETTINGS] = settings
     app[SESSIONMAKER] = sessionmaker
     app[MANAGER] = manager

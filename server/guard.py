@@ -35,6 +35,7 @@ import secrets
 from typing import Any
 
 import socketio
+from aiohttp import web
 
 from rooms.errors import RoomError
 from server.auth import TokenError, verify_token
@@ -83,6 +84,10 @@ class Invites:
                 log.warning("room %s: invite not shared (%s)", room_id, exc)
         return code
 
+    def is_private(self, room_id: str) -> bool:
+        """Whether ``room_id``, a room created on this process, is private."""
+        return room_id in self._local
+
     async def get(self, room_id: str) -> dict[str, str] | None:
         if room_id in self._local:
             return self._local[room_id]
@@ -107,8 +112,9 @@ def _take(data: Any, field: str) -> tuple[Any, Any]:
 
 def install(
     sio: socketio.AsyncServer, manager, limiter: RateLimiter, settings: Settings, secret: str
-) -> None:
-    """Wrap the default namespace's handlers with the guards above."""
+) -> Invites:
+    """Wrap the default namespace's handlers with the guards above; the private rooms'
+    :class:`Invites` (what ``GET /api/rooms`` must not list)."""
     invites = Invites(manager)
     handlers = sio.handlers.get("/", {})
 
@@ -245,3 +251,7 @@ def install(
         elif name == "room:join":
             handler = wrap_join(handler)
         handlers[name] = wrap_event(name, handler)
+    return invites
+
+
+INVITES: web.AppKey[Invites] = web.AppKey("invites", Invites)

@@ -19,6 +19,7 @@ import time
 from aiohttp import web
 
 from server.api import _caller, error, json_response
+from server.guard import INVITES
 from server.keys import MANAGER
 
 routes = web.RouteTableDef()
@@ -28,7 +29,12 @@ routes = web.RouteTableDef()
 async def list_rooms(request: web.Request) -> web.Response:
     _caller(request)
     now = time.time() * 1000.0
-    rooms = [r for r in request.app[MANAGER].rooms.values() if not r.is_finished]
+    invites = request.app[INVITES]
+    rooms = [
+        r
+        for r in request.app[MANAGER].rooms.values()
+        if not r.is_finished and not invites.is_private(r.room_id)
+    ]
     rooms.sort(key=lambda r: r.created_at_ms or 0, reverse=True)
     body = [{**r.state(now), "created_at": r.created_at_ms} for r in rooms]
     return json_response({"rooms": body})

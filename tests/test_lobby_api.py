@@ -71,3 +71,20 @@ async def test_piece_notes_are_the_pieces(server):
             assert offset == pytest.approx(note.offset_s, abs=1e-4)
     status, body = await get(f"{server.url}/api/pieces/nope/notes")
     assert (status, body["error"]["code"]) == (404, "unknown_piece")
+
+
+async def test_private_rooms_are_not_listed(server):
+    host = TuttiClient(server.url)
+    await host.connect("Private host")
+    try:
+        public = await host.call("room:create", {"mode": "free", "count_in_beats": 0})
+        private = await host.call(
+            "room:create", {"mode": "free", "count_in_beats": 0, "private": True}
+        )
+        assert "invite_code" in private
+        _, body = await get(server.url + "/api/rooms", host.token)
+        listed = {r["room_id"] for r in body["rooms"]}
+        assert public["room"]["room_id"] in listed
+        assert private["room"]["room_id"] not in listed
+    finally:
+        await host.disconnect()
