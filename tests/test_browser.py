@@ -101,14 +101,14 @@ def test_duet_in_two_browsers(server, browser, tmp_path):
     title = f"Chorale {uuid.uuid4().hex[:6]}"
     room_id = upload_and_create_duet(ada, title, "Soprano")
     join_from_lobby(bo, room_id, "Tenor")
-    ada.wait_for_function("window.Tutti.state.room.members.length === 2")
+    ada.wait_for_function("() => window.Tutti.state.room.members.length === 2")
     # The invite link is the room's address.
     assert ada.get_attribute("#room-link", "href").endswith(f"/#room={room_id}")
 
     bo.keyboard.press("KeyZ")  # the tenor lies an octave lower: keys from C3
     ada.click("#start-btn")
     for page in (ada, bo):
-        page.wait_for_function("!!window.Tutti.state.started")
+        page.wait_for_function("() => !!window.Tutti.state.started")
     # Presence: each member's device in the room, practicing once the piece has started.
     bo_row = ada.locator(f'#members-table tr[data-user="{bo_user["id"]}"]')
     expect(bo_row).to_contain_text("practicing")
@@ -202,7 +202,7 @@ def test_a_room_is_played_with_the_keyboard_alone(server, browser):
     tab_to(page, "#start-btn")
     page.keyboard.press("Enter")
     page.wait_for_function(
-        "window.Tutti.state.started && Date.now() > window.Tutti.state.started.start_at + 50"
+        "() => window.Tutti.state.started && Date.now() > window.Tutti.state.started.start_at + 50"
     )
     page.evaluate("document.activeElement.blur()")  # focus on the page, not a form field
     for key in ("KeyA", "KeyS", "KeyD", "KeyF"):
@@ -238,7 +238,9 @@ def test_invite_link_opens_the_join_form(server, browser):
     guest.select_option("#join-role", "spectator")
     guest.click("#join-form button[type=submit]")
     guest.wait_for_selector("html[data-view=room]", state="attached")
-    host.wait_for_function("window.Tutti.state.room.members.some((m) => m.role === 'spectator')")
+    host.wait_for_function(
+        "() => window.Tutti.state.room.members.some((m) => m.role === 'spectator')"
+    )
     _, rooms = rest(server.url, "GET", "/api/rooms", token=token_of(guest))
     [listed] = [r for r in rooms["rooms"] if r["room_id"] == room_id]
     assert {m["role"] for m in listed["members"]} == {"player", "spectator"}

@@ -96,13 +96,13 @@ def test_offline_writes_are_kept_and_synced_and_the_page_opens_offline(server, b
     token = token_of(page)
     page.wait_for_selector("#sync-status[data-state=synced]")
     # The service worker controls the page and holds every static asset.
-    page.wait_for_function("!!navigator.serviceWorker.controller")
+    page.wait_for_function("() => !!navigator.serviceWorker.controller")
     page.wait_for_function(
-        "caches.open('tutti-static-v1').then((c) => c.keys()).then((k) => k.length >= 19)"
+        "() => caches.open('tutti-static-v1').then((c) => c.keys()).then((k) => k.length >= 19)"
     )
 
     page.context.set_offline(True)
-    page.wait_for_function("!navigator.onLine")
+    page.wait_for_function("() => !navigator.onLine")
     note = f"scales in the train {uuid.uuid4().hex[:4]}"
     quick_log(page, 10, note)
     entry = f"#log-list li:has-text('{note}')"
@@ -170,7 +170,7 @@ def test_presence_of_a_users_devices(server, browser):
         leave.set()
         thread.join(30)
     page.wait_for_function(
-        "!document.getElementById('devices-list').innerText.includes(\"Ada's phone\")"
+        "() => !document.getElementById('devices-list').innerText.includes(\"Ada's phone\")"
     )
     assert page.errors == []
     page.context.close()
