@@ -84,7 +84,6 @@ from rooms.piece import load_midi
 PIECE = Path(__file__).resolve().parent.parent / "server" / "music" / "bwv66.6.mid"
 ALL_CASES = ("duet", "saturation", "fanout", "cluster", "idle")
 ALL_SERVERS = ("tutti", "bare-python", "node")
-SETTLE_S = 2.0
 
 
 def say(text: str) -> None:
@@ -214,6 +213,7 @@ class Session:
         self.members: dict[str, int] = {}  # room key -> members
         self.connections = 0
         self.idle_rss_per_conn = float("nan")
+        self.settle_s = 2.0
 
     def plan(self, key: str, members: list[dict], room_id: str | None = None, join=True) -> dict:
         self.members[key] = self.members.get(key, 0) + len(members)
@@ -239,7 +239,7 @@ class Session:
         return room_ids
 
     def settle(self) -> None:
-        time.sleep(SETTLE_S)
+        time.sleep(self.settle_s)
         self.idle_rss_per_conn = (self.target.rss() - self.rss0) / max(1, self.connections)
 
     def start(self) -> None:
@@ -524,6 +524,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fanout-rate", type=float, default=10.0)
     p.add_argument("--cluster-rooms", type=int, default=800)
     p.add_argument("--idle-connections", type=int, default=5000)
+    p.add_argument("--settle", type=float, default=2.0, help="wait before the idle RSS, s")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     return p.parse_args(argv)
 
@@ -575,6 +576,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict]]:
             try:
                 piece_id = import_piece(target.urls[0]) if target.kind == "tutti" else None
                 session = Session(target, args.workers, music, piece_id)
+                session.settle_s = args.settle
                 if case == "duet":
                     label = f"duet {args.rooms}×2 @{args.rate:g}/s"
                     results.append((label, run_duet(session, args, args.rooms, label)))
@@ -605,7 +607,10 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict]]:
         if row.get("error_codes"):
             say(f"{case} / {row['server']}: refused {row['error_codes']}")
         if row.get("saturated") is False:
-            say(f"{case} / {row['server']}: not saturated within the steps (figures: best step)")
+            say(
+                f"{case} / {row['server']}: no saturation point found (the first step already "
+                "failed, or the last step still grew): figures of the last good or first step"
+            )
         if row.get("steps"):
             steps = ", ".join(f"{r:g}/s→{d:.0f}/s (p99 {p:.1f})" for r, d, p in row["steps"])
             say(f"{case} / {row['server']}: steps {steps}")

@@ -19,6 +19,7 @@ from server.pieces import PieceLibrary
 from server.presence import make_presence
 from server.room_directory import RoomDirectory
 from server.room_manager import RoomManager
+from server.sio_manager import LocalManager
 from server.sync import SyncService
 
 log = logging.getLogger("tutti")
@@ -47,7 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     engine = make_engine(settings.resolved_database_url())
     sessionmaker = make_sessionmaker(engine)
     secret = settings.resolved_secret_key()
-    client_manager = None
+    client_manager: socketio.AsyncManager = LocalManager()
     if settings.redis_url:
         if settings.fanout == "stock":
             client_manager = socketio.AsyncRedisManager(settings.redis_url)
@@ -59,6 +60,7 @@ def create_app(settings: Settings) -> web.Application:
         async_mode="aiohttp",
         cors_allowed_origins="*",
         json=codec,
+        serializer=codec.Packet,  # a cheaper binary check (server/codec.py)
         client_manager=client_manager,
         max_http_buffer_size=1_000_000,
     )

@@ -23,6 +23,7 @@ def test_relay_benchmark_tiny_runs_without_errors_or_lost_notes(capsys):
             "--fanout-spectators", "6",
             "--cluster-rooms", "2",
             "--idle-connections", "10",
+            "--settle", "0.5",
         ]
     )  # fmt: skip
     out = capsys.readouterr().out
