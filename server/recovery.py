@@ -16,7 +16,9 @@ and gets the entries after that offset, or ``None`` (not recoverable) when:
 ``XADD … MAXLEN ~ max_events`` stream with fields ``e`` event, ``d`` JSON
 data) and ``tutti:room:{id}:epoch`` (a random id set when the stream is
 created), both expiring ``window_s`` after the last append; one Lua script
-appends atomically. :class:`LocalStreams` (one process): an in-process
+appends atomically, and appends made at the same time share one round trip
+(:class:`server.redis_batch.ScriptBatcher`). :class:`LocalStreams` (one
+process): an in-process
 bounded deque per room with the same semantics.
 """
 
@@ -30,6 +32,8 @@ from collections import deque
 from typing import Any
 
 import orjson
+
+from server.redis_batch import ScriptBatcher
 
 log = logging.getLogger("tutti.recovery")
 
@@ -117,6 +121,15 @@ class RedisStreams:
         self._script = redis.register_script(_APPEND)
         self._gaps: set[str] = set()  # rooms with an event that could not be logged
 
+    @property
+    def redis(self) -> Any:
+        return self._redis
+
+    @redis.setter
+    def redis(self, client: Any) -> None:
+        self._redis = client
+        self._batch = ScriptBatcher(client)  # appends of many events in one round trip
+
     async def append(
         self, room_id: str, event: str, data: dict[str, Any]
     ) -> tuple[str, str] | None:
@@ -135,7 +148,7 @@ class RedisStreams:
             "1" if room_id in self._gaps else "0",
         ]
         try:
-            epoch, offset = await self._script(keys=keys, args=args)
+            epoch, offset = await self._batch.call(self._script, keys, args)
         except Exception as exc:  # RedisError, OSError: Redis away
             if room_id not in self._gaps:
                 log.warning("room %s: recovery stream unavailable (%s)", room_id, exc)
