@@ -48,6 +48,7 @@ from server.ratelimit import RateLimiter, rest_middleware
 from server.room_directory import RoomDirectory
 from server.room_manager import RoomManager
 from server.security import headers_middleware, json_too_large, socketio_cors
+from server.sio_manager import LocalManager
 from server.sync import SyncService
 
 log = logging.getLogger("tutti")
@@ -91,7 +92,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     engine = make_engine(settings.resolved_database_url())
     sessionmaker = make_sessionmaker(engine)
-    client_manager = None
+    client_manager: socketio.AsyncManager = LocalManager()
     if settings.redis_url:
         if settings.fanout == "stock":
             client_manager = socketio.AsyncRedisManager(settings.redis_url)
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> web.Application:
         async_mode="aiohttp",
         cors_allowed_origins=socketio_cors(settings),
         json=codec,
+        serializer=codec.Packet,  # a cheaper binary check (server/codec.py)
         client_manager=client_manager,
         max_http_buffer_size=settings.max_socket_payload_bytes,
     )

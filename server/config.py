@@ -116,7 +116,8 @@ class Settings:
     max_connections_per_user: int = field(
         default=10, metadata={"help": "Socket.IO connections of one user (per process)"}
     )
-    max_spectators: int = field(default=32, metadata={"help": "spectators in one room"})
+    # A live session is one performer and an audience: hundreds of listeners, not thousands.
+    max_spectators: int = field(default=1000, metadata={"help": "spectators in one room"})
     max_socket_payload_bytes: int = field(
         default=1_000_000, metadata={"help": "largest Socket.IO message, bytes"}
     )

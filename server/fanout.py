@@ -34,6 +34,8 @@ import orjson
 import redis.asyncio as aioredis
 import socketio
 
+from server.sio_manager import DirectEmit
+
 log = logging.getLogger("tutti.fanout")
 
 PREFIX = "tutti:sio:"
@@ -45,13 +47,13 @@ def room_channel(namespace: str, room: str) -> str:
     return f"{PREFIX}{namespace}:{room}"
 
 
-class RoomChannelManager(socketio.AsyncManager):
+class RoomChannelManager(DirectEmit, socketio.AsyncManager):
     """A Socket.IO client manager fanning out over one Redis channel per room.
 
     ``url``: a ``redis://`` URL. Counters (for measurements): ``published``
     (messages sent to Redis), ``received`` (messages Redis delivered to this
     process), ``delivered`` (of those, emitted to at least one local client),
-    ``reconnects``.
+    ``reconnects``. Local delivery is :class:`server.sio_manager.DirectEmit`.
     """
 
     name = "tutti-room-channels"

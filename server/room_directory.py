@@ -57,6 +57,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from server.redis_batch import ScriptBatcher
+
 log = logging.getLogger("tutti.rooms.directory")
 
 PREFIX = "tutti:room:"
@@ -91,6 +93,7 @@ class RoomDirectory:
         self._handler: Handler | None = None
         self._task: asyncio.Task | None = None
         self._next_seqs = self.redis.register_script(_NEXT_SEQS)
+        self._batch = ScriptBatcher(self.redis)  # note seqs: one round trip for many notes
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -170,9 +173,10 @@ class RoomDirectory:
         the counter (restarted empty) it resumes after ``known + SEQ_GAP``, so
         sequence numbers stay unique and increasing (with a gap).
         """
-        last = await self._next_seqs(
-            keys=[f"{PREFIX}{room_id}:seq"],
-            args=[count, known + SEQ_GAP if known > 0 else 0, ROOM_TTL_S],
+        last = await self._batch.call(
+            self._next_seqs,
+            [f"{PREFIX}{room_id}:seq"],
+            [count, known + SEQ_GAP if known > 0 else 0, ROOM_TTL_S],
         )
         return int(last)
 

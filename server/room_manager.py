@@ -59,6 +59,10 @@ RTT_PUBLISH_MIN_S = 2.0  # at most one room:state per room this often for RTT ch
 SAVE_ATTEMPTS = 3
 REDIS_ERRORS = (RedisError, OSError)
 GATHER_TIMEOUT_S = 2.0  # how long the finishing process waits for the others' partials
+# A player's due time (predicted end) is written to Redis with each score:update only when it
+# moved this much, or this long after the last write (so a Redis restart is repaired soon).
+DUE_MIN_CHANGE_MS = 100.0
+DUE_REFRESH_S = 2.0
 
 
 def user_room(user_id: str) -> str:
@@ -124,6 +128,7 @@ class RoomManager:
         self._tasks: set[asyncio.Task] = set()
         self.directory = directory
         self._nodes: dict[str, dict[str, str]] = {}  # room -> user -> node (cluster)
+        self._due_written: dict[str, tuple[float, float]] = {}  # room -> (due ms, monotonic s)
         # Recovery streams (server/recovery.py): in Redis with a directory, else here.
         if streams is None:
             streams = RedisStreams(directory.redis) if directory is not None else LocalStreams()
@@ -411,14 +416,37 @@ class RoomManager:
         if room.is_finished or room.room_id not in self.rooms:
             return
         if self.directory is not None:
-            due = room.finish_due_ms()
-            if due is not None:
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await self.directory.set_due(room.room_id, due)
+            await self._share_due(room)
         result = room.live_result(user_id)
         if result is not None:
             payload = {"room_id": room.room_id, "user_id": user_id, **result}
             await self._emit_room("score:update", payload, room.room_id)
+
+    async def _share_due(self, room: Room) -> None:
+        """Cluster: tell the others when this process's players' piece is over.
+
+        Skipped when it moved less than ``DUE_MIN_CHANGE_MS`` since the last
+        write, less than ``DUE_REFRESH_S`` ago: a score:update comes every
+        250 ms per player and the due time rarely moves, so most writes would
+        repeat the last (one Redis round trip each; the relay benchmark's
+        profile of two processes showed them at 7 %). The finish timer writes
+        its own fresh value before deciding.
+        """
+        assert self.directory is not None
+        due = room.finish_due_ms()
+        if due is None:
+            return
+        last = self._due_written.get(room.room_id)
+        now = time.monotonic()
+        if (
+            last is not None
+            and abs(due - last[0]) < DUE_MIN_CHANGE_MS
+            and now - last[1] < DUE_REFRESH_S
+        ):
+            return
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.directory.set_due(room.room_id, due)
+            self._due_written[room.room_id] = (due, now)
 
     # -- finishing -------------------------------------------------------------------------
 
@@ -730,6 +758,7 @@ class RoomManager:
         self._nodes.pop(room_id, None)
         self._room_sids.pop(room_id, None)
         self._state_published.pop(room_id, None)
+        self._due_written.pop(room_id, None)
         self.streams.drop(room_id)
         for key in [k for k in self._score_last if k[0] == room_id]:
             del self._score_last[key]
