@@ -9,7 +9,16 @@ import socketio
 from aiohttp import web
 
 from rooms.room import RoomSettings
-from server import auth_api, codec, events, logbook_api, sync_api, sync_events
+from server import (
+    analytics_api,
+    auth_api,
+    codec,
+    events,
+    logbook_api,
+    progress_api,
+    sync_api,
+    sync_events,
+)
 from server.api import routes
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
@@ -91,7 +100,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SYNC] = sync
     app[PRESENCE] = presence
     app.add_routes(routes)
-    for feature in (auth_api, sync_api, logbook_api):
+    for feature in (auth_api, sync_api, logbook_api, progress_api, analytics_api):
         app.add_routes(feature.routes)
     if STATIC_DIR is not None:
         app.router.add_get("/", _index)

@@ -39,7 +39,7 @@ from server.db.models import (
     User,
 )
 
-HEAD = "0002"  # the newest migration
+HEAD = "0004_progress"  # the newest migration
 
 START_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 

@@ -1,0 +1,378 @@
+"""Aggregate queries over a user's live practice logs, for progress and analytics.
+
+Every query is one SQL statement grouped in the database (no per-log rows
+come back except for the export), filtered on the index
+``ix_practice_logs_user_id_start_time``. Local days and hours use
+:func:`server.progress_store.local_epoch` (the user's IANA time zone, DST
+exact). Durations are seconds, accuracies percent (0–100), tempi BPM
+(quarter notes per minute), timing deviations milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Float, and_, case, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rooms import progress as rules
+from server.db.models import PracticeLog, SheetMusic, StarredPiece
+from server.progress_store import (
+    DAY_S,
+    day_of,
+    live_logs,
+    local_day,
+    local_epoch,
+    piece_key,
+    time_span,
+    xp_expression,
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A range of local dates ``[start, end]`` (inclusive) in ``tz``; either may be open."""
+
+    tz: ZoneInfo
+    start: date | None = None
+    end: date | None = None
+
+    def where(self, user_id: str) -> list[Any]:
+        clauses = live_logs(user_id)
+        if self.start is not None:
+            lo = datetime.combine(self.start, time(0), self.tz).astimezone(UTC)
+            clauses.append(PracticeLog.start_time >= lo)
+        if self.end is not None:
+            hi = datetime.combine(self.end + timedelta(days=1), time(0), self.tz).astimezone(UTC)
+            clauses.append(PracticeLog.start_time < hi)
+        return clauses
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+# --------------------------------------------------------------------------- per day
+
+
+async def seconds_by_day_and_activity(
+    db: AsyncSession, user_id: str, window: Window
+) -> list[tuple[date, str, int, float]]:
+    """``[(local date, activity_type, logs, seconds)]`` of logs started in ``window``."""
+    where = window.where(user_id)
+    span = await time_span(db, where)
+    if span is None:
+        return []
+    day = local_day(db, PracticeLog.start_time, window.tz, *span).label("day")
+    rows = await db.execute(
+        select(
+            day,
+            PracticeLog.activity_type,
+            func.count(),
+            func.coalesce(func.sum(PracticeLog.duration_seconds), 0.0),
+        )
+        .where(*where)
+        .group_by(day, PracticeLog.activity_type)
+    )
+    return [(day_of(d), a, int(n), float(s)) for d, a, n, s in rows]
+
+
+async def seconds_by_hour(db: AsyncSession, user_id: str, window: Window) -> list[float]:
+    """Practice seconds by local hour of the start (24 values)."""
+    where = window.where(user_id)
+    span = await time_span(db, where)
+    out = [0.0] * 24
+    if span is None:
+        return out
+    hour = ((local_epoch(db, PracticeLog.start_time, window.tz, *span) % DAY_S) // 3600).label("h")
+    rows = await db.execute(
+        select(hour, func.sum(PracticeLog.duration_seconds)).where(*where).group_by(hour)
+    )
+    for h, s in rows:
+        out[int(h) % 24] += float(s or 0)
+    return out
+
+
+# --------------------------------------------------------------------------- groups
+
+
+async def totals_by(db: AsyncSession, where: list[Any], column: Any) -> list[dict[str, Any]]:
+    """``[{"key", "sessions", "seconds", "xp", "mean_accuracy"}]`` grouped by ``column``."""
+    key = column.label("key")
+    rows = await db.execute(
+        select(
+            key,
+            func.count(),
+            func.coalesce(func.sum(PracticeLog.duration_seconds), 0.0),
+            func.coalesce(func.sum(xp_expression()), 0.0),
+            func.avg(PracticeLog.accuracy_percentage),
+        )
+        .where(*where)
+        .group_by(key)
+    )
+    return [
+        {"key": k, "sessions": int(n), "seconds": float(s), "xp": float(x), "mean_accuracy": a}
+        for k, n, s, x, a in rows
+    ]
+
+
+def by_skill_area(by_activity: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fold per-activity totals into skill areas (:data:`rooms.progress.SKILL_AREAS`),
+    each with its own XP and level (the same formula on the area's XP)."""
+    areas: dict[str, dict[str, Any]] = {
+        area: {"skill_area": area, "sessions": 0, "seconds": 0.0, "xp_raw": 0.0}
+        for area in rules.SKILL_AREAS
+    }
+    for row in by_activity:
+        area = areas[rules.skill_area(row["key"])]
+        area["sessions"] += row["sessions"]
+        area["seconds"] += row["seconds"]
+        area["xp_raw"] += row["xp"]
+    out = []
+    for area in areas.values():
+        info = rules.level_info(area.pop("xp_raw"))
+        out.append({**area, "seconds": round(area["seconds"], 3), **info})
+    return out
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+async def pieces(
+    db: AsyncSession, user_id: str, where: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    """Per-piece progress, most recently practised first: ``piece_key``, ``piece_id``,
+    ``work_title``, ``composer``, ``times_practised``, ``total_seconds``,
+    ``best_accuracy``/``mean_accuracy`` (%, room plays), ``best_tempo_bpm``,
+    ``completed`` (played to the end in a room), ``starred``, ``first_practised``,
+    ``last_practised`` (ISO 8601 UTC). A piece is a library ``piece_id``, else a
+    ``work_title`` (case-insensitive)."""
+    key = piece_key().label("k")
+    where = where if where is not None else live_logs(user_id)
+    rows = (
+        await db.execute(
+            select(
+                key,
+                func.max(PracticeLog.piece_id),
+                func.max(PracticeLog.work_title),
+                func.count(),
+                func.coalesce(func.sum(PracticeLog.duration_seconds), 0.0),
+                func.max(PracticeLog.accuracy_percentage),
+                func.avg(PracticeLog.accuracy_percentage),
+                func.max(PracticeLog.tempo_practiced),
+                func.max(
+                    case(
+                        (and_(PracticeLog.source == "room", PracticeLog.complete.is_(True)), 1),
+                        else_=0,
+                    )
+                ),
+                func.min(PracticeLog.start_time),
+                func.max(PracticeLog.start_time),
+            )
+            .where(*where, key.is_not(None))
+            .group_by(key)
+        )
+    ).all()
+    starred = set(
+        (
+            await db.scalars(select(StarredPiece.piece_id).where(StarredPiece.user_id == user_id))
+        ).all()
+    )
+    ids = [r[1] for r in rows if r[1] is not None] + list(starred)
+    library = {
+        r.id: r
+        for r in (
+            await db.execute(
+                select(SheetMusic.id, SheetMusic.title, SheetMusic.composer).where(
+                    SheetMusic.id.in_(set(ids))
+                )
+            )
+        ).all()
+    }
+    out = []
+    for k, pid, title, n, seconds, best, mean, tempo, done, first, last in rows:
+        lib = library.get(pid)
+        out.append(
+            {
+                "piece_key": k,
+                "piece_id": pid,
+                "work_title": lib.title if lib else title,
+                "composer": lib.composer if lib else None,
+                "times_practised": int(n),
+                "total_seconds": round(float(seconds), 3),
+                "best_accuracy": _round(best),
+                "mean_accuracy": _round(mean),
+                "best_tempo_bpm": _round(tempo),
+                "completed": bool(done),
+                "starred": pid in starred,
+                "first_practised": _iso(first),
+                "last_practised": _iso(last),
+            }
+        )
+    practised = {p["piece_id"] for p in out}
+    for pid in starred - practised:  # starred, not practised yet
+        lib = library.get(pid)
+        out.append(
+            {
+                "piece_key": pid,
+                "piece_id": pid,
+                "work_title": lib.title if lib else None,
+                "composer": lib.composer if lib else None,
+                "times_practised": 0,
+                "total_seconds": 0.0,
+                "best_accuracy": None,
+                "mean_accuracy": None,
+                "best_tempo_bpm": None,
+                "completed": False,
+                "starred": True,
+                "first_practised": None,
+                "last_practised": None,
+            }
+        )
+    out.sort(key=lambda p: (p["last_practised"] or "", p["piece_key"]), reverse=True)
+    return out
+
+
+# --------------------------------------------------------------------------- improvement
+
+METRICS = {
+    "accuracy": PracticeLog.accuracy_percentage,
+    "timing_deviation_ms": PracticeLog.result["onset_std_ms"].as_float(),
+    "tempo_bpm": PracticeLog.tempo_practiced,
+}
+"""Trend metrics: accuracy (%), timing deviation (the standard deviation of a room
+play's onset deviations, ms — lower is steadier), played tempo (BPM)."""
+
+
+async def improvement(db: AsyncSession, user_id: str, where: list[Any]) -> list[dict[str, Any]]:
+    """Per piece: for each metric of :data:`METRICS`, ``n`` (logs measuring it),
+    ``mean`` and ``slope_per_session`` — the least-squares slope of the metric
+    against the session number (1, 2, 3, … of that piece, in start order)."""
+    key = piece_key()
+    inner = (
+        select(
+            key.label("k"),
+            PracticeLog.piece_id.label("pid"),
+            PracticeLog.work_title.label("title"),
+            PracticeLog.start_time.label("t"),
+            func.row_number()
+            .over(partition_by=key, order_by=(PracticeLog.start_time, PracticeLog.id))
+            .label("x"),
+            *(expr.label(name) for name, expr in METRICS.items()),
+        )
+        .where(*where, key.is_not(None))
+        .subquery()
+    )
+    x = cast(inner.c.x, Float)
+    columns = [
+        inner.c.k,
+        func.max(inner.c.pid),
+        func.max(inner.c.title),
+        func.count(),
+        func.min(inner.c.t),
+        func.max(inner.c.t),
+    ]
+    for name in METRICS:
+        y = inner.c[name]
+        xm = case((y.is_not(None), x), else_=None)
+        columns += [
+            func.count(y),
+            func.sum(xm),
+            func.sum(y),
+            func.sum(xm * y),
+            func.sum(xm * xm),
+        ]
+    rows = (await db.execute(select(*columns).group_by(inner.c.k))).all()
+    out = []
+    for row in rows:
+        k, pid, title, n, first, last = row[:6]
+        entry: dict[str, Any] = {
+            "piece_key": k,
+            "piece_id": pid,
+            "work_title": title,
+            "sessions": int(n),
+            "first_practised": _iso(first),
+            "last_practised": _iso(last),
+        }
+        for i, name in enumerate(METRICS):
+            cnt, sx, sy, sxy, sxx = row[6 + 5 * i : 11 + 5 * i]
+            cnt = int(cnt or 0)
+            slope = rules.slope_from_sums(cnt, sx or 0, sy or 0, sxy or 0, sxx or 0)
+            entry[name] = {
+                "n": cnt,
+                "mean": _round(sy / cnt, 3) if cnt else None,
+                "slope_per_session": _round(slope, 4),
+            }
+        out.append(entry)
+    out.sort(key=lambda e: (-e["sessions"], e["piece_key"]))
+    return out
+
+
+# --------------------------------------------------------------------------- export
+
+EXPORT_COLUMNS = (
+    "id",
+    "start_time",
+    "end_time",
+    "duration_seconds",
+    "activity_type",
+    "source",
+    "instrument",
+    "piece_id",
+    "work_title",
+    "part",
+    "session_id",
+    "tempo_practiced",
+    "tempo_target",
+    "notes_played",
+    "notes_correct",
+    "accuracy_percentage",
+    "complete",
+    "self_rating",
+    "mood",
+    "focus_areas",
+    "notes",
+)
+"""The export's columns (the logbook's names; times ISO 8601 UTC)."""
+
+
+async def export_rows(db: AsyncSession, where: list[Any]) -> list[tuple]:
+    """The logs matching ``where``, oldest first, as tuples of :data:`EXPORT_COLUMNS`
+    (times as stored: aware UTC datetimes)."""
+    cols = [getattr(PracticeLog, c) for c in EXPORT_COLUMNS]
+    result = await db.execute(
+        select(*cols).where(*where).order_by(PracticeLog.start_time, PracticeLog.id)
+    )
+    return result.all()
+
+
+async def accuracy_series(
+    db: AsyncSession, where: list[Any], keys: list[str], *, limit: int = 200
+) -> dict[str, list[float]]:
+    """Accuracy (%) of each of the pieces ``keys``, session by session (oldest first,
+    the last ``limit`` measured sessions of each)."""
+    if not keys:
+        return {}
+    key = piece_key()
+    rows = await db.execute(
+        select(key, PracticeLog.accuracy_percentage)
+        .where(*where, key.in_(keys), PracticeLog.accuracy_percentage.is_not(None))
+        .order_by(PracticeLog.start_time, PracticeLog.id)
+    )
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    for k, accuracy in rows:
+        out[k].append(float(accuracy))
+    return {k: v[-limit:] for k, v in out.items()}
