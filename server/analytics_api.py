@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
@@ -157,8 +157,6 @@ async def improvement(request: web.Request) -> web.Response:
 def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
     if isinstance(value, list):
         return ";".join(str(v) for v in value)
     if isinstance(value, bool):

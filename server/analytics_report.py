@@ -103,7 +103,7 @@ def _time_charts(data: ReportData) -> Figure:
     ax2.set_title("Practice time per week")
     ax2.set_ylabel("minutes")
     ax2.tick_params(axis="x", labelrotation=60, labelsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.18, right=0.95, top=0.93, bottom=0.1, hspace=0.4)
     return fig
 
 
@@ -114,7 +114,7 @@ def _activity_chart(data: ReportData) -> Figure:
     ax.barh([a["activity_type"] for a in acts], [a["seconds"] / 60 for a in acts], color="#c44e52")
     ax.set_title("Practice time by activity")
     ax.set_xlabel("minutes")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.18, right=0.95, top=0.93, bottom=0.1, hspace=0.4)
     return fig
 
 
@@ -136,7 +136,7 @@ def _accuracy_chart(data: ReportData) -> Figure:
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "No scored sessions in this period", ha="center", transform=ax.transAxes)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.18, right=0.95, top=0.93, bottom=0.1, hspace=0.4)
     return fig
 
 

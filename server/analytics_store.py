@@ -15,8 +15,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, cast, func, select
+import orjson
+from sqlalchemy import Float, and_, case, cast, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import NullType
 
 from rooms import progress as rules
 from server.db.models import PracticeLog, SheetMusic, StarredPiece
@@ -349,14 +351,35 @@ EXPORT_COLUMNS = (
 """The export's columns (the logbook's names; times ISO 8601 UTC)."""
 
 
-async def export_rows(db: AsyncSession, where: list[Any]) -> list[tuple]:
-    """The logs matching ``where``, oldest first, as tuples of :data:`EXPORT_COLUMNS`
-    (times as stored: aware UTC datetimes)."""
-    cols = [getattr(PracticeLog, c) for c in EXPORT_COLUMNS]
+TIME_COLUMNS = frozenset({"start_time", "end_time"})
+JSON_COLUMNS = frozenset({"focus_areas"})
+
+
+def _export_value(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in TIME_COLUMNS:
+        if isinstance(value, str):  # SQLite's stored text, UTC: no parsing needed
+            return value.replace(" ", "T") + "+00:00"
+        return _iso(value)
+    if name in JSON_COLUMNS and isinstance(value, str | bytes):
+        return orjson.loads(value)
+    if name == "complete":
+        return bool(value)
+    return value
+
+
+async def export_rows(db: AsyncSession, where: list[Any]) -> list[list[Any]]:
+    """The logs matching ``where``, oldest first, as lists of :data:`EXPORT_COLUMNS`
+    (times ISO 8601 UTC strings)."""
+    # Raw column values (no per-value type processing: 50 000 rows × 21 columns),
+    # converted here only where needed.
+    cols = [type_coerce(getattr(PracticeLog, c), NullType()) for c in EXPORT_COLUMNS]
     result = await db.execute(
         select(*cols).where(*where).order_by(PracticeLog.start_time, PracticeLog.id)
     )
-    return result.all()
+    names = EXPORT_COLUMNS
+    return [[_export_value(n, v) for n, v in zip(names, row, strict=True)] for row in result]
 
 
 async def accuracy_series(

@@ -115,7 +115,11 @@ def local_epoch(db: AsyncSession, column: Any, tz: ZoneInfo, lo: int, hi: int) -
     segments = offset_segments(tz, lo, hi)
     if len(segments) == 1:
         return epoch + segments[0][1]
-    whens = [(epoch < until, epoch + off) for until, off in segments[:-1]]
+    # Compare the column itself (an indexable, cheap comparison) so that the epoch
+    # is computed once per row, in the branch taken.
+    whens = [
+        (column < datetime.fromtimestamp(until, UTC), epoch + off) for until, off in segments[:-1]
+    ]
     return case(*whens, else_=epoch + segments[-1][1])
 
 
