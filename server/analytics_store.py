@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Float, and_, case, cast, func, select, type_coerce
+from sqlalchemy import and_, case, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
@@ -263,22 +263,25 @@ async def improvement(db: AsyncSession, user_id: str, where: list[Any]) -> list[
     """Per piece: for each metric of :data:`METRICS`, ``n`` (logs measuring it),
     ``mean`` and ``slope_per_session`` — the least-squares slope of the metric
     against the session number (1, 2, 3, … of that piece, in start order)."""
-    key = piece_key()
-    inner = (
+    # Three levels, so each metric (a JSON extraction for the timing) is computed once
+    # per log: the logs' columns, then the session number, then the sums.
+    logs = (
         select(
-            key.label("k"),
+            piece_key().label("k"),
             PracticeLog.piece_id.label("pid"),
             PracticeLog.work_title.label("title"),
             PracticeLog.start_time.label("t"),
-            func.row_number()
-            .over(partition_by=key, order_by=(PracticeLog.start_time, PracticeLog.id))
-            .label("x"),
+            PracticeLog.id.label("id"),
             *(expr.label(name) for name, expr in METRICS.items()),
         )
-        .where(*where, key.is_not(None))
+        .where(*where, piece_key().is_not(None))
         .subquery()
     )
-    x = cast(inner.c.x, Float)
+    inner = select(
+        *logs.c,
+        func.row_number().over(partition_by=logs.c.k, order_by=(logs.c.t, logs.c.id)).label("x"),
+    ).subquery()
+    x = inner.c.x
     columns = [
         inner.c.k,
         func.max(inner.c.pid),
@@ -294,7 +297,7 @@ async def improvement(db: AsyncSession, user_id: str, where: list[Any]) -> list[
             func.count(y),
             func.sum(xm),
             func.sum(y),
-            func.sum(xm * y),
+            func.sum(x * y),
             func.sum(xm * xm),
         ]
     rows = (await db.execute(select(*columns).group_by(inner.c.k))).all()
@@ -351,35 +354,42 @@ EXPORT_COLUMNS = (
 """The export's columns (the logbook's names; times ISO 8601 UTC)."""
 
 
-TIME_COLUMNS = frozenset({"start_time", "end_time"})
-JSON_COLUMNS = frozenset({"focus_areas"})
+def _utc_text(value: Any) -> Any:
+    if isinstance(value, str):  # SQLite's stored text is UTC already: no parsing
+        return value.replace(" ", "T", 1) + "+00:00"
+    return _iso(value)
 
 
-def _export_value(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name in TIME_COLUMNS:
-        if isinstance(value, str):  # SQLite's stored text, UTC: no parsing needed
-            return value.replace(" ", "T") + "+00:00"
-        return _iso(value)
-    if name in JSON_COLUMNS and isinstance(value, str | bytes):
-        return orjson.loads(value)
-    if name == "complete":
-        return bool(value)
-    return value
+def _json_value(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+_CONVERT = {
+    "start_time": _utc_text,
+    "end_time": _utc_text,
+    "focus_areas": _json_value,
+    "complete": lambda v: bool(v) if v is not None else None,
+}
 
 
 async def export_rows(db: AsyncSession, where: list[Any]) -> list[list[Any]]:
     """The logs matching ``where``, oldest first, as lists of :data:`EXPORT_COLUMNS`
     (times ISO 8601 UTC strings)."""
-    # Raw column values (no per-value type processing: 50 000 rows × 21 columns),
-    # converted here only where needed.
+    # Raw column values (no per-value type processing of 50 000 rows × 21 columns);
+    # only the few columns that need it are converted.
     cols = [type_coerce(getattr(PracticeLog, c), NullType()) for c in EXPORT_COLUMNS]
     result = await db.execute(
         select(*cols).where(*where).order_by(PracticeLog.start_time, PracticeLog.id)
     )
-    names = EXPORT_COLUMNS
-    return [[_export_value(n, v) for n, v in zip(names, row, strict=True)] for row in result]
+    rows = [list(row) for row in result.tuples()]
+    for index, name in enumerate(EXPORT_COLUMNS):
+        convert = _CONVERT.get(name)
+        if convert is None:
+            continue
+        for row in rows:
+            if row[index] is not None:
+                row[index] = convert(row[index])
+    return rows
 
 
 async def accuracy_series(

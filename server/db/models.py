@@ -503,8 +503,16 @@ class StarredPiece(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# Progress and analytics read a user's logs by start time.
-Index("ix_practice_logs_user_id_start_time", PracticeLog.user_id, PracticeLog.start_time)
+# Progress and analytics read a user's live logs by start time; the index also holds
+# what the per-day sums need, so those never touch the (wide) table rows.
+Index(
+    "ix_practice_logs_live_start",
+    PracticeLog.user_id,
+    PracticeLog.deleted_at,
+    PracticeLog.start_time,
+    PracticeLog.activity_type,
+    PracticeLog.duration_seconds,
+)
 
 SYNCED_TABLES = (PracticeLog, Goal, RepertoireItem, PracticeTemplate, UserPreferences)
 for _model in SYNCED_TABLES:

@@ -1,5 +1,6 @@
 """Progress: user_progress, user_achievements, starred_pieces, users.time_zone and an
-index of practice_logs by (user_id, start_time) for progress and analytics.
+covering index of practice_logs (user_id, deleted_at, start_time, activity_type,
+duration_seconds) for progress and analytics.
 
 Existing users get their progress on their next logbook change (or the first
 progress read, which recomputes a missing summary).
@@ -79,16 +80,17 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", "piece_id", name=op.f("pk_starred_pieces")),
     )
+    # Covers the per-day sums of progress and analytics (no table row read).
     op.create_index(
-        "ix_practice_logs_user_id_start_time",
+        "ix_practice_logs_live_start",
         "practice_logs",
-        ["user_id", "start_time"],
+        ["user_id", "deleted_at", "start_time", "activity_type", "duration_seconds"],
         unique=False,
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_practice_logs_user_id_start_time", table_name="practice_logs")
+    op.drop_index("ix_practice_logs_live_start", table_name="practice_logs")
     op.drop_table("starred_pieces")
     op.drop_table("user_achievements")
     op.drop_table("user_progress")
