@@ -44,6 +44,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from rooms import progress as rules
 from rooms.errors import RoomError
 from server import analytics_store as store
 from server import progress_store as ps
@@ -197,6 +198,20 @@ async def export(request: web.Request) -> web.Response:
     )
 
 
+def _report_piece(piece: dict[str, Any], accuracy: list[float]) -> dict[str, Any]:
+    slope = rules.least_squares_slope(range(1, len(accuracy) + 1), accuracy)
+    return {
+        "piece_key": piece["piece_key"],
+        "work_title": piece["work_title"],
+        "sessions": piece["times_practised"],
+        "accuracy": {
+            "n": len(accuracy),
+            "mean": sum(accuracy) / len(accuracy) if accuracy else None,
+            "slope_per_session": slope,
+        },
+    }
+
+
 @routes.get("/api/analytics/report.pdf")
 @handler
 async def report(request: web.Request) -> web.Response:
@@ -212,8 +227,9 @@ async def report(request: web.Request) -> web.Response:
         start = date.fromisoformat(time_figures["from"])
         end = date.fromisoformat(time_figures["to"])
         where = store.Window(tz, start, end).where(user_id)
-        pieces = await store.improvement(db, user_id, where)
-        series = await store.accuracy_series(db, where, [p["piece_key"] for p in pieces[:5]])
+        played = await store.pieces(db, user_id, where, with_starred=False)
+        top = sorted(played, key=lambda p: (-p["times_practised"], p["piece_key"]))[:5]
+        series = await store.accuracy_series(db, where, [p["piece_key"] for p in top])
         streak = await streak_figures(db, user_id, zone_name, tz)
         row = await ps.progress_row(db, user_id)
         name = (await db.get(User, user_id)).display_name
@@ -224,7 +240,7 @@ async def report(request: web.Request) -> web.Response:
         start=start,
         end=end,
         practice=time_figures,
-        pieces=pieces[:5],
+        pieces=[_report_piece(p, series.get(p["piece_key"], [])) for p in top],
         accuracy_series=series,
         streak=streak,
         xp=row.xp,

@@ -111,24 +111,46 @@ async def seconds_by_hour(db: AsyncSession, user_id: str, window: Window) -> lis
 # --------------------------------------------------------------------------- groups
 
 
-async def totals_by(db: AsyncSession, where: list[Any], column: Any) -> list[dict[str, Any]]:
-    """``[{"key", "sessions", "seconds", "xp", "mean_accuracy"}]`` grouped by ``column``."""
-    key = column.label("key")
+async def totals_by(
+    db: AsyncSession, where: list[Any], column: Any, column2: Any = None
+) -> list[dict[str, Any]]:
+    """``[{"key", ("key2",) "sessions", "seconds", "xp"}]`` grouped by ``column``
+    (and ``column2``)."""
+    keys = [column.label("key")] + ([column2.label("key2")] if column2 is not None else [])
     rows = await db.execute(
         select(
-            key,
+            *keys,
             func.count(),
             func.coalesce(func.sum(PracticeLog.duration_seconds), 0.0),
             func.coalesce(func.sum(xp_expression()), 0.0),
-            func.avg(PracticeLog.accuracy_percentage),
         )
         .where(*where)
-        .group_by(key)
+        .group_by(*keys)
     )
-    return [
-        {"key": k, "sessions": int(n), "seconds": float(s), "xp": float(x), "mean_accuracy": a}
-        for k, n, s, x, a in rows
-    ]
+    out = []
+    for row in rows:
+        entry = {"key": row[0]}
+        if column2 is not None:
+            entry["key2"] = row[1]
+        n, seconds, xp = row[len(keys) :]
+        entry.update(sessions=int(n), seconds=float(seconds), xp=float(xp))
+        out.append(entry)
+    return out
+
+
+async def totals_by_activity_and_instrument(
+    db: AsyncSession, where: list[Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`totals_by` activity and by lower-cased instrument, from one grouped scan."""
+    rows = await totals_by(db, where, PracticeLog.activity_type, func.lower(PracticeLog.instrument))
+    merged: dict[str, dict[str, dict[str, Any]]] = {"a": {}, "i": {}}
+    for row in rows:
+        for side, key in (("a", row["key"]), ("i", row["key2"])):
+            m = merged[side].setdefault(key, {"key": key, "sessions": 0, "seconds": 0.0, "xp": 0.0})
+            m["sessions"] += row["sessions"]
+            m["seconds"] += row["seconds"]
+            m["xp"] += row["xp"]
+    return list(merged["a"].values()), list(merged["i"].values())
 
 
 def by_skill_area(by_activity: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -154,7 +176,7 @@ def by_skill_area(by_activity: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def pieces(
-    db: AsyncSession, user_id: str, where: list[Any] | None = None
+    db: AsyncSession, user_id: str, where: list[Any] | None = None, *, with_starred: bool = True
 ) -> list[dict[str, Any]]:
     """Per-piece progress, most recently practised first: ``piece_key``, ``piece_id``,
     ``work_title``, ``composer``, ``times_practised``, ``total_seconds``,
@@ -188,11 +210,15 @@ async def pieces(
             .group_by(key)
         )
     ).all()
-    starred = set(
-        (
-            await db.scalars(select(StarredPiece.piece_id).where(StarredPiece.user_id == user_id))
-        ).all()
-    )
+    starred = set()
+    if with_starred:
+        starred = set(
+            (
+                await db.scalars(
+                    select(StarredPiece.piece_id).where(StarredPiece.user_id == user_id)
+                )
+            ).all()
+        )
     ids = [r[1] for r in rows if r[1] is not None] + list(starred)
     library = {
         r.id: r
@@ -255,72 +281,82 @@ METRICS = {
     "timing_deviation_ms": PracticeLog.result["onset_std_ms"].as_float(),
     "tempo_bpm": PracticeLog.tempo_practiced,
 }
-"""Trend metrics: accuracy (%), timing deviation (the standard deviation of a room
-play's onset deviations, ms — lower is steadier), played tempo (BPM)."""
+"""Trend metrics: accuracy (%, room plays), timing deviation (the standard deviation of
+a room play's onset deviations, ms — lower is steadier), played tempo (BPM)."""
+
+# Only room plays are scored: reading the (wide) result of other logs is pointless.
+METRIC_WHERE = {
+    "accuracy": [PracticeLog.accuracy_percentage.is_not(None)],
+    "timing_deviation_ms": [PracticeLog.source == "room"],
+    "tempo_bpm": [PracticeLog.tempo_practiced.is_not(None)],
+}
+
+
+async def _trend_sums(
+    db: AsyncSession, where: list[Any], name: str
+) -> dict[str, tuple[int, float, float, float, float]]:
+    """Per piece: n, Σx, Σy, Σxy, Σx² of metric ``name`` against x = the number of the
+    measured session (1, 2, 3, … in start order, ties by id)."""
+    key = piece_key()
+    logs = (
+        select(
+            key.label("k"),
+            PracticeLog.start_time.label("t"),
+            PracticeLog.id.label("id"),
+            METRICS[name].label("y"),
+        )
+        .where(*where, *METRIC_WHERE[name], key.is_not(None))
+        .subquery()
+    )
+    numbered = select(
+        logs.c.k,
+        logs.c.y,
+        func.row_number().over(partition_by=logs.c.k, order_by=(logs.c.t, logs.c.id)).label("x"),
+    ).subquery()
+    x, y = numbered.c.x, numbered.c.y
+    rows = await db.execute(
+        select(
+            numbered.c.k, func.count(y), func.sum(x), func.sum(y), func.sum(x * y), func.sum(x * x)
+        )
+        .where(y.is_not(None))
+        .group_by(numbered.c.k)
+    )
+    return {
+        k: (int(n), float(sx), float(sy), float(sxy), float(sxx)) for k, n, sx, sy, sxy, sxx in rows
+    }
+
+
+def trend(sums: tuple[int, float, float, float, float] | None) -> dict[str, Any]:
+    """``{"n", "mean", "slope_per_session"}`` from :func:`_trend_sums`' tuple."""
+    if sums is None or sums[0] == 0:
+        return {"n": 0, "mean": None, "slope_per_session": None}
+    n, sx, sy, sxy, sxx = sums
+    return {
+        "n": n,
+        "mean": _round(sy / n, 3),
+        "slope_per_session": _round(rules.slope_from_sums(n, sx, sy, sxy, sxx), 4),
+    }
 
 
 async def improvement(db: AsyncSession, user_id: str, where: list[Any]) -> list[dict[str, Any]]:
-    """Per piece: for each metric of :data:`METRICS`, ``n`` (logs measuring it),
-    ``mean`` and ``slope_per_session`` — the least-squares slope of the metric
-    against the session number (1, 2, 3, … of that piece, in start order)."""
-    # Three levels, so each metric (a JSON extraction for the timing) is computed once
-    # per log: the logs' columns, then the session number, then the sums.
-    logs = (
-        select(
-            piece_key().label("k"),
-            PracticeLog.piece_id.label("pid"),
-            PracticeLog.work_title.label("title"),
-            PracticeLog.start_time.label("t"),
-            PracticeLog.id.label("id"),
-            *(expr.label(name) for name, expr in METRICS.items()),
-        )
-        .where(*where, piece_key().is_not(None))
-        .subquery()
-    )
-    inner = select(
-        *logs.c,
-        func.row_number().over(partition_by=logs.c.k, order_by=(logs.c.t, logs.c.id)).label("x"),
-    ).subquery()
-    x = inner.c.x
-    columns = [
-        inner.c.k,
-        func.max(inner.c.pid),
-        func.max(inner.c.title),
-        func.count(),
-        func.min(inner.c.t),
-        func.max(inner.c.t),
-    ]
-    for name in METRICS:
-        y = inner.c[name]
-        xm = case((y.is_not(None), x), else_=None)
-        columns += [
-            func.count(y),
-            func.sum(xm),
-            func.sum(y),
-            func.sum(x * y),
-            func.sum(xm * xm),
-        ]
-    rows = (await db.execute(select(*columns).group_by(inner.c.k))).all()
+    """Per piece practised in ``where``: ``sessions``, first/last practised, and for each
+    metric of :data:`METRICS` ``n`` (sessions measuring it), ``mean`` and
+    ``slope_per_session`` — the least-squares slope of the metric against the number
+    of the measured session of that piece (1, 2, 3, … in start order)."""
+    pieces_ = await pieces(db, user_id, where, with_starred=False)
+    sums = {name: await _trend_sums(db, where, name) for name in METRICS}
     out = []
-    for row in rows:
-        k, pid, title, n, first, last = row[:6]
+    for p in pieces_:
         entry: dict[str, Any] = {
-            "piece_key": k,
-            "piece_id": pid,
-            "work_title": title,
-            "sessions": int(n),
-            "first_practised": _iso(first),
-            "last_practised": _iso(last),
+            "piece_key": p["piece_key"],
+            "piece_id": p["piece_id"],
+            "work_title": p["work_title"],
+            "sessions": p["times_practised"],
+            "first_practised": p["first_practised"],
+            "last_practised": p["last_practised"],
         }
-        for i, name in enumerate(METRICS):
-            cnt, sx, sy, sxy, sxx = row[6 + 5 * i : 11 + 5 * i]
-            cnt = int(cnt or 0)
-            slope = rules.slope_from_sums(cnt, sx or 0, sy or 0, sxy or 0, sxx or 0)
-            entry[name] = {
-                "n": cnt,
-                "mean": _round(sy / cnt, 3) if cnt else None,
-                "slope_per_session": _round(slope, 4),
-            }
+        for name in METRICS:
+            entry[name] = trend(sums[name].get(p["piece_key"]))
         out.append(entry)
     out.sort(key=lambda e: (-e["sessions"], e["piece_key"]))
     return out

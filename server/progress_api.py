@@ -152,8 +152,7 @@ async def streak_figures(db, user_id: str, zone_name: str, tz: ZoneInfo) -> dict
 async def breakdown(db, where: list[Any]) -> dict[str, Any]:
     """Totals, by activity, by skill area and by instrument of the logs in ``where``."""
     totals = await ps.log_totals(db, where)
-    activities = await store.totals_by(db, where, PracticeLog.activity_type)
-    instruments = await store.totals_by(db, where, func.lower(PracticeLog.instrument))
+    activities, instruments = await store.totals_by_activity_and_instrument(db, where)
     sessions = totals["sessions"]
     return {
         **rules.level_info(totals["xp"]),

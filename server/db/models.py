@@ -513,6 +513,23 @@ Index(
     PracticeLog.activity_type,
     PracticeLog.duration_seconds,
 )
+# Covers the totals, per-activity/instrument/piece sums and tempo and accuracy trends.
+Index(
+    "ix_practice_logs_live_stats",
+    PracticeLog.user_id,
+    PracticeLog.deleted_at,
+    PracticeLog.activity_type,
+    PracticeLog.instrument,
+    PracticeLog.source,
+    PracticeLog.piece_id,
+    PracticeLog.work_title,
+    PracticeLog.start_time,
+    PracticeLog.duration_seconds,
+    PracticeLog.accuracy_percentage,
+    PracticeLog.tempo_practiced,
+    PracticeLog.complete,
+    PracticeLog.id,
+)
 
 SYNCED_TABLES = (PracticeLog, Goal, RepertoireItem, PracticeTemplate, UserPreferences)
 for _model in SYNCED_TABLES:

@@ -1,6 +1,6 @@
 """Progress: user_progress, user_achievements, starred_pieces, users.time_zone and an
 covering index of practice_logs (user_id, deleted_at, start_time, activity_type,
-duration_seconds) for progress and analytics.
+duration_seconds) and one of the columns the totals and trends read.
 
 Existing users get their progress on their next logbook change (or the first
 progress read, which recomputes a missing summary).
@@ -87,9 +87,31 @@ def upgrade() -> None:
         ["user_id", "deleted_at", "start_time", "activity_type", "duration_seconds"],
         unique=False,
     )
+    # Covers the totals, per-activity/instrument/piece sums and the trends.
+    op.create_index(
+        "ix_practice_logs_live_stats",
+        "practice_logs",
+        [
+            "user_id",
+            "deleted_at",
+            "activity_type",
+            "instrument",
+            "source",
+            "piece_id",
+            "work_title",
+            "start_time",
+            "duration_seconds",
+            "accuracy_percentage",
+            "tempo_practiced",
+            "complete",
+            "id",
+        ],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_practice_logs_live_stats", table_name="practice_logs")
     op.drop_index("ix_practice_logs_live_start", table_name="practice_logs")
     op.drop_table("starred_pieces")
     op.drop_table("user_achievements")
