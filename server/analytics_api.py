@@ -21,7 +21,8 @@ route                                    answer
 ``GET /api/analytics/improvement``       ``{"pieces": [{"piece_key", "piece_id",
                                          "work_title", "sessions", "accuracy",
                                          "timing_deviation_ms", "tempo_bpm"}]}``, each
-                                         metric ``{"n", "mean", "slope_per_session"}``;
+                                         metric ``{"n", "mean", "slope_per_session"}``
+                                         against the measured session number;
                                          ``?piece_id=`` for one piece
 ``GET /api/analytics/export``            ``?format=csv|json`` (default json): every log
 ``GET /api/analytics/report.pdf``        a PDF practice report with charts; default the

@@ -414,10 +414,12 @@ async def export_rows(db: AsyncSession, where: list[Any]) -> list[list[Any]]:
     # Raw column values (no per-value type processing of 50 000 rows × 21 columns);
     # only the few columns that need it are converted.
     cols = [type_coerce(getattr(PracticeLog, c), NullType()) for c in EXPORT_COLUMNS]
-    result = await db.execute(
-        select(*cols).where(*where).order_by(PracticeLog.start_time, PracticeLog.id)
-    )
+    # Sorted here: ORDER BY start_time would read the table in index order (random
+    # access); reading it in storage order and sorting 50 000 keys is about twice as fast.
+    result = await db.execute(select(*cols).where(*where))
     rows = [list(row) for row in result.tuples()]
+    start, row_id = EXPORT_COLUMNS.index("start_time"), EXPORT_COLUMNS.index("id")
+    rows.sort(key=lambda r: (r[start], r[row_id]))
     for index, name in enumerate(EXPORT_COLUMNS):
         convert = _CONVERT.get(name)
         if convert is None:
