@@ -52,7 +52,7 @@ from server import progress_store as ps
 from server.api import json_response
 from server.db.models import PracticeLog, User
 from server.keys import SESSIONMAKER
-from server.progress_api import date_range, handler, request_zone, streak_figures
+from server.progress_api import date_range, handler, request_zone
 
 routes = web.RouteTableDef()
 
@@ -231,10 +231,13 @@ async def report(request: web.Request) -> web.Response:
         played = await store.pieces(db, user_id, where, with_starred=False)
         top = sorted(played, key=lambda p: (-p["times_practised"], p["piece_key"]))[:5]
         series = await store.accuracy_series(db, where, [p["piece_key"] for p in top])
-        streak = await streak_figures(db, user_id, zone_name, tz)
         row = await ps.progress_row(db, user_id)
         name = (await db.get(User, user_id)).display_name
         await db.commit()
+    # Streaks of the report's range, from its own per-day figures.
+    practised = [date.fromisoformat(d["date"]) for d in time_figures["by_day"] if d["sessions"]]
+    s = rules.streaks(practised, ps.today_in(tz))
+    streak = {"current": s.current, "longest": s.longest}
     data = ReportData(
         display_name=name,
         time_zone=zone_name,

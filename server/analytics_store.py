@@ -79,7 +79,8 @@ async def seconds_by_day_and_activity(
     if span is None:
         return []
     day = local_day(db, PracticeLog.start_time, window.tz, *span).label("day")
-    rows = await db.execute(
+    rows = await _fetch_all(
+        db,
         select(
             day,
             PracticeLog.activity_type,
@@ -87,7 +88,7 @@ async def seconds_by_day_and_activity(
             func.coalesce(func.sum(PracticeLog.duration_seconds), 0.0),
         )
         .where(*where)
-        .group_by(day, PracticeLog.activity_type)
+        .group_by(day, PracticeLog.activity_type),
     )
     return [(day_of(d), a, int(n), float(s)) for d, a, n, s in rows]
 
@@ -408,6 +409,19 @@ _CONVERT = {
 }
 
 
+async def _fetch_all(db: AsyncSession, stmt: Any) -> list[tuple]:
+    """All rows of ``stmt`` as plain tuples. On SQLite, straight from aiosqlite
+    (``execute_fetchall``, one hop to its thread, no SQLAlchemy row objects: about
+    twice as fast for 50 000 rows); elsewhere through SQLAlchemy."""
+    if db.get_bind().dialect.name != "sqlite":
+        return list((await db.execute(stmt)).tuples())
+    conn = await db.connection()
+    # Inline bind values (quoted by SQLAlchemy's SQLite dialect, in storage format).
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    raw = await conn.get_raw_connection()
+    return list(await raw.driver_connection.execute_fetchall(sql))
+
+
 async def export_rows(db: AsyncSession, where: list[Any]) -> list[list[Any]]:
     """The logs matching ``where``, oldest first, as lists of :data:`EXPORT_COLUMNS`
     (times ISO 8601 UTC strings)."""
@@ -416,8 +430,7 @@ async def export_rows(db: AsyncSession, where: list[Any]) -> list[list[Any]]:
     cols = [type_coerce(getattr(PracticeLog, c), NullType()) for c in EXPORT_COLUMNS]
     # Sorted here: ORDER BY start_time would read the table in index order (random
     # access); reading it in storage order and sorting 50 000 keys is about twice as fast.
-    result = await db.execute(select(*cols).where(*where))
-    rows = [list(row) for row in result.tuples()]
+    rows = [list(row) for row in await _fetch_all(db, select(*cols).where(*where))]
     start, row_id = EXPORT_COLUMNS.index("start_time"), EXPORT_COLUMNS.index("id")
     rows.sort(key=lambda r: (r[start], r[row_id]))
     for index, name in enumerate(EXPORT_COLUMNS):

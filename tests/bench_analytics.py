@@ -59,8 +59,22 @@ def seed(database: Path, user_id: str, n_logs: int, rng: random.Random) -> None:
             " difficulty, source_type, split_pitch, ticks_per_beat, time_signature, midi_data,"
             " uploaded_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
-                (pid, f"Piece {i}", "Bench", "[]", 100.0, 120.0, 1 + i % 10, "cli_import",
-                 None, 480, "4/4", b"", None, _ts(now))
+                (
+                    pid,
+                    f"Piece {i}",
+                    "Bench",
+                    "[]",
+                    100.0,
+                    120.0,
+                    1 + i % 10,
+                    "cli_import",
+                    None,
+                    480,
+                    "4/4",
+                    b"",
+                    None,
+                    _ts(now),
+                )
                 for i, pid in enumerate(pieces)
             ],
         )
@@ -76,31 +90,85 @@ def seed(database: Path, user_id: str, n_logs: int, rng: random.Random) -> None:
                 session_id = uuid.uuid4().hex
                 accuracy = rng.uniform(50, 100)
                 notes = [
-                    {"onset_beat": k / 2, "pitch": 60 + k % 12, "expected_ms": k * 300.0,
-                     "played_ms": k * 300.0 + rng.gauss(0, 20), "deviation_ms": 3.1,
-                     "judgement": "great"}
+                    {
+                        "onset_beat": k / 2,
+                        "pitch": 60 + k % 12,
+                        "expected_ms": k * 300.0,
+                        "played_ms": k * 300.0 + rng.gauss(0, 20),
+                        "deviation_ms": 3.1,
+                        "judgement": "great",
+                    }
                     for k in range(60)
                 ]
                 result = json.dumps(
-                    {"accuracy": accuracy / 100, "onset_std_ms": rng.uniform(5, 60),
-                     "onset_mean_ms": rng.uniform(-20, 20), "tempo_bpm_played": 100.0,
-                     "notes_matched": 50, "notes_played": 58, "notes": notes}
+                    {
+                        "accuracy": accuracy / 100,
+                        "onset_std_ms": rng.uniform(5, 60),
+                        "onset_mean_ms": rng.uniform(-20, 20),
+                        "tempo_bpm_played": 100.0,
+                        "notes_matched": 50,
+                        "notes_played": 58,
+                        "notes": notes,
+                    }
                 )
                 played, correct = 58, 50
                 sessions.append(
-                    (session_id, uuid.uuid4().hex, "bench", "duet", piece, "Bench piece", 100.0,
-                     user_id, _ts(start), _ts(end), duration, "piece_ended",
-                     json.dumps([{"user_id": user_id, "part": "P1", "role": "player",
-                                  "complete": True}]), 12.0, _ts(end))
+                    (
+                        session_id,
+                        uuid.uuid4().hex,
+                        "bench",
+                        "duet",
+                        piece,
+                        "Bench piece",
+                        100.0,
+                        user_id,
+                        _ts(start),
+                        _ts(end),
+                        duration,
+                        "piece_ended",
+                        json.dumps(
+                            [{"user_id": user_id, "part": "P1", "role": "player", "complete": True}]
+                        ),
+                        12.0,
+                        _ts(end),
+                    )
                 )
-            activity = ("ensemble_reading" if i % 20 == 0 else "repertoire") if room else (
-                rng.choice(ACTIVITY_TYPES))
+            activity = (
+                ("ensemble_reading" if i % 20 == 0 else "repertoire")
+                if room
+                else (rng.choice(ACTIVITY_TYPES))
+            )
             logs.append(
-                (uuid.uuid4().hex, user_id, session_id, piece if room or i % 3 else None,
-                 "room" if room else "manual", f"Piece title {i % 80}", "P1" if room else None,
-                 activity, rng.choice(INSTRUMENTS), _ts(start), _ts(end), duration,
-                 rng.uniform(60, 140), 100.0 if room else None, played, correct, accuracy,
-                 1, result, None, None, None, None, None, i + 1, None, _ts(end), _ts(end))
+                (
+                    uuid.uuid4().hex,
+                    user_id,
+                    session_id,
+                    piece if room or i % 3 else None,
+                    "room" if room else "manual",
+                    f"Piece title {i % 80}",
+                    "P1" if room else None,
+                    activity,
+                    rng.choice(INSTRUMENTS),
+                    _ts(start),
+                    _ts(end),
+                    duration,
+                    rng.uniform(60, 140),
+                    100.0 if room else None,
+                    played,
+                    correct,
+                    accuracy,
+                    1,
+                    result,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    i + 1,
+                    None,
+                    _ts(end),
+                    _ts(end),
+                )
             )
         con.executemany(
             "INSERT INTO practice_sessions (id, room_id, name, mode, piece_id, piece_title,"
@@ -161,19 +229,31 @@ async def measure(url: str, database: Path, n_logs: int, runs: int) -> list[tupl
     rows: list[tuple[str, list]] = []
     three_years_ago = (datetime.now(UTC) - timedelta(days=3 * 365 + 2)).date().isoformat()
     async with aiohttp.ClientSession() as http:
-        await timed(http, "PUT", url + "/api/users/me/time-zone", headers,
-                    json={"time_zone": "America/New_York"})
+        await timed(
+            http,
+            "PUT",
+            url + "/api/users/me/time-zone",
+            headers,
+            json={"time_zone": "America/New_York"},
+        )
         writes = []
         for _ in range(runs):
-            body = {"activity_type": "scales", "duration_seconds": 300.0,
-                    "start_time": datetime.now(UTC).isoformat(), "instrument": "piano"}
-            writes.append(await timed(http, "POST", url + "/api/practice/logs", headers,
-                                      json=body))
+            body = {
+                "activity_type": "scales",
+                "duration_seconds": 300.0,
+                "start_time": datetime.now(UTC).isoformat(),
+                "instrument": "piano",
+            }
+            writes.append(await timed(http, "POST", url + "/api/practice/logs", headers, json=body))
         for path in ENDPOINTS:
             path = path.format(three_years_ago=three_years_ago)
             await timed(http, "GET", url + path, headers)  # warm-up (imports, caches)
-            rows.append((f"GET {path}", [await timed(http, "GET", url + path, headers)
-                                         for _ in range(runs)]))
+            rows.append(
+                (
+                    f"GET {path}",
+                    [await timed(http, "GET", url + path, headers) for _ in range(runs)],
+                )
+            )
         rows.append(("POST /api/practice/logs (write + progress refresh)", writes))
     return rows
 

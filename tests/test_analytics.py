@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,9 @@ import pypdf
 import pytest
 
 from server.analytics_store import EXPORT_COLUMNS
+from tests.conftest import FAST
 from tests.progress_helpers import Guest
+from tests.servers import start_server
 
 TZ = "Europe/Berlin"
 
@@ -89,7 +92,7 @@ async def test_repertoire_and_improvement(server):
 
 
 async def test_export_csv_and_json(server):
-    user, _ = await seeded(server.url, "Exporter")
+    user, d = await seeded(server.url, "Exporter")
     data = await user.get("/api/analytics/export", format="json")
     assert data["columns"] == list(EXPORT_COLUMNS)
     assert len(data["logs"]) == 5
@@ -105,6 +108,8 @@ async def test_export_csv_and_json(server):
     assert {r["activity_type"] for r in rows} == {"scales", "sight_reading", "repertoire"}
     assert datetime.fromisoformat(rows[0]["start_time"]).tzinfo is not None
     assert [r["id"] for r in rows] == [log["id"] for log in data["logs"]]
+    last_day = await user.get("/api/analytics/export", format="csv", **{"from": d.isoformat()})
+    assert last_day.count(b"Arabesque No. 1") == 3 and b"scales" not in last_day
     other = await Guest.login(server.url, "Nobody")
     status, raw = await other.call("GET", "/api/analytics/export", params={"format": "csv"})
     assert raw.decode().strip().splitlines() == [",".join(EXPORT_COLUMNS)]
@@ -185,3 +190,29 @@ async def test_users_see_only_their_own_analytics(server):
     assert (await b.get("/api/analytics/practice-time", **window))["total_seconds"] == 0
     assert (await b.get("/api/analytics/improvement"))["pieces"] == []
     assert (await a.get("/api/analytics/practice-time", **window))["total_seconds"] == 6000
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="module")
+def pg_server(postgres, tmp_path_factory):
+    """A ``tutti serve`` on PostgreSQL: the same SQL (local days, windows, JSON) there."""
+    url = postgres.create_database(f"analytics_{uuid.uuid4().hex[:12]}")
+    proc = start_server(tmp_path_factory.mktemp("pg-data"), *FAST, "--database-url", url)
+    yield proc
+    proc.stop()
+
+
+async def test_progress_and_analytics_on_postgresql(pg_server):
+    await test_practice_time_by_day_week_and_activity(pg_server)
+    await test_repertoire_and_improvement(pg_server)
+    await test_export_csv_and_json(pg_server)
+    await test_pdf_report(pg_server)
+    user, _ = await seeded(pg_server.url, "Pg")
+    overview = await user.get("/api/progress/overview")
+    assert overview["sessions"] == 5 and overview["xp"] == 100
+    stats = await user.get("/api/progress/statistics")
+    assert sum(stats["by_hour_seconds"]) == 6000 and stats["days_practised"] == 3
+    assert (await user.get("/api/progress/instrument/Piano"))["sessions"] == 3
+    assert (await user.get("/api/progress/streaks"))["longest"] == 3
