@@ -156,14 +156,11 @@ async def improvement(request: web.Request) -> web.Response:
     return json_response({"time_zone": zone_name, "pieces": pieces})
 
 
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
+def _log_json(columns: tuple[str, ...], row) -> dict[str, Any]:
+    log = dict(zip(columns, row, strict=True))
+    if log["complete"] is not None:
+        log["complete"] = bool(log["complete"])  # SQLite hands back 0/1
+    return log
 
 
 @routes.get("/api/analytics/export")
@@ -178,7 +175,9 @@ async def export(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         zone_name, tz = await request_zone(request, db)
         start, end = date_range(request, tz, default_days=None)
-        rows = await store.export_rows(db, store.Window(tz, start, end).where(request["user_id"]))
+        rows = await store.export_rows(
+            db, store.Window(tz, start, end).where(request["user_id"]), csv=fmt == "csv"
+        )
     headers = {"Content-Disposition": f'attachment; filename="tutti-practice.{fmt}"'}
     if fmt == "json":
         columns = store.EXPORT_COLUMNS
@@ -186,14 +185,14 @@ async def export(request: web.Request) -> web.Response:
             {
                 "time_zone": zone_name,
                 "columns": columns,
-                "logs": [dict(zip(columns, row, strict=True)) for row in rows],
+                "logs": [_log_json(columns, row) for row in rows],
             }
         )
         return web.Response(body=body, content_type="application/json", headers=headers)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(store.EXPORT_COLUMNS)
-    writer.writerows([_csv_value(v) for v in row] for row in rows)
+    writer.writerows(rows)  # None is written as an empty field
     return web.Response(
         body=out.getvalue().encode(), content_type="text/csv", charset="utf-8", headers=headers
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -397,16 +398,20 @@ def _utc_text(value: Any) -> Any:
     return _iso(value)
 
 
-def _json_value(value: Any) -> Any:
+def _json_list(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
-_CONVERT = {
-    "start_time": _utc_text,
-    "end_time": _utc_text,
-    "focus_areas": _json_value,
-    "complete": lambda v: bool(v) if v is not None else None,
-}
+def _csv_list(value: Any) -> str:
+    return ";".join(str(v) for v in _json_list(value))
+
+
+def _bool(value: Any) -> bool:
+    return bool(value)
+
+
+def _csv_bool(value: Any) -> str:
+    return "true" if value else "false"
 
 
 async def _fetch_all(db: AsyncSession, stmt: Any) -> list[tuple]:
@@ -422,24 +427,39 @@ async def _fetch_all(db: AsyncSession, stmt: Any) -> list[tuple]:
     return list(await raw.driver_connection.execute_fetchall(sql))
 
 
-async def export_rows(db: AsyncSession, where: list[Any]) -> list[list[Any]]:
-    """The logs matching ``where``, oldest first, as lists of :data:`EXPORT_COLUMNS`
-    (times ISO 8601 UTC strings)."""
-    # Raw column values (no per-value type processing of 50 000 rows × 21 columns);
-    # only the few columns that need it are converted.
-    cols = [type_coerce(getattr(PracticeLog, c), NullType()) for c in EXPORT_COLUMNS]
-    # Sorted here: ORDER BY start_time would read the table in index order (random
-    # access); reading it in storage order and sorting 50 000 keys is about twice as fast.
-    rows = [list(row) for row in await _fetch_all(db, select(*cols).where(*where))]
-    start, row_id = EXPORT_COLUMNS.index("start_time"), EXPORT_COLUMNS.index("id")
-    rows.sort(key=lambda r: (r[start], r[row_id]))
+async def export_rows(db: AsyncSession, where: list[Any], *, csv: bool = False) -> list:
+    """The logs matching ``where``, oldest first, as sequences of :data:`EXPORT_COLUMNS`:
+    times ISO 8601 UTC strings; ``focus_areas`` a list (``csv``: joined with ``;``);
+    ``complete`` a bool, or 0/1 on SQLite (``csv``: ``"true"``/``"false"``)."""
+    sqlite = db.get_bind().dialect.name == "sqlite"
+    cols = []
+    convert: dict[int, Any] = {}
     for index, name in enumerate(EXPORT_COLUMNS):
-        convert = _CONVERT.get(name)
-        if convert is None:
-            continue
-        for row in rows:
-            if row[index] is not None:
-                row[index] = convert(row[index])
+        # Raw values: no per-value type processing of 50 000 rows × 21 columns; on
+        # SQLite the conversions run in SQL, so most rows need no Python work at all.
+        col = type_coerce(getattr(PracticeLog, name), NullType())
+        if name in ("start_time", "end_time"):
+            if sqlite:  # stored as UTC text
+                col = func.replace(col, " ", "T").op("||")("+00:00")
+            else:
+                convert[index] = _utc_text
+        elif name == "complete":
+            if csv:
+                col = case((col.is_(None), None), (col == True, "true"), else_="false")  # noqa: E712
+            elif not sqlite:
+                convert[index] = _bool
+        elif name == "focus_areas":
+            convert[index] = _csv_list if csv else _json_list
+        cols.append(col)
+    rows = await _fetch_all(db, select(*cols).where(*where))
+    # Sorted here: ORDER BY start_time would read the table in index order (random
+    # access); reading it in storage order and sorting the keys is about twice as fast.
+    rows.sort(key=itemgetter(EXPORT_COLUMNS.index("start_time"), EXPORT_COLUMNS.index("id")))
+    for index, fn in convert.items():
+        for i in [i for i, row in enumerate(rows) if row[index] is not None]:
+            row = list(rows[i])
+            row[index] = fn(row[index])
+            rows[i] = row
     return rows
 
 

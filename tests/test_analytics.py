@@ -107,6 +107,8 @@ async def test_export_csv_and_json(server):
     assert len(rows) == 5 and list(rows[0]) == list(EXPORT_COLUMNS)
     assert {r["activity_type"] for r in rows} == {"scales", "sight_reading", "repertoire"}
     assert datetime.fromisoformat(rows[0]["start_time"]).tzinfo is not None
+    assert {r["complete"] for r in rows} == {"true"} and {r["end_time"] for r in rows} == {""}
+    assert {log["complete"] for log in data["logs"]} == {True}
     assert [r["id"] for r in rows] == [log["id"] for log in data["logs"]]
     last_day = await user.get("/api/analytics/export", format="csv", **{"from": d.isoformat()})
     assert last_day.count(b"Arabesque No. 1") == 3 and b"scales" not in last_day
