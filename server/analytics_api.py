@@ -24,7 +24,8 @@ route                                    answer
                                          metric ``{"n", "mean", "slope_per_session"}``
                                          against the measured session number;
                                          ``?piece_id=`` for one piece
-``GET /api/analytics/export``            ``?format=csv|json`` (default json): every log
+``GET /api/analytics/export``            ``?format=csv|json`` (default json): every log;
+                                         JSON ``{"time_zone", "columns", "rows"}``
 ``GET /api/analytics/report.pdf``        a PDF practice report with charts; default the
                                          last 12 weeks
 =======================================  ===================================================
@@ -156,18 +157,12 @@ async def improvement(request: web.Request) -> web.Response:
     return json_response({"time_zone": zone_name, "pieces": pieces})
 
 
-def _log_json(columns: tuple[str, ...], row) -> dict[str, Any]:
-    log = dict(zip(columns, row, strict=True))
-    if log["complete"] is not None:
-        log["complete"] = bool(log["complete"])  # SQLite hands back 0/1
-    return log
-
-
 @routes.get("/api/analytics/export")
 @handler
 async def export(request: web.Request) -> web.Response:
-    """Every live log (optionally in ``from``/``to``) as ``format=json`` (``{"time_zone",
-    "columns", "logs": [{column: value}]}``) or ``format=csv`` (a header row of
+    """Every live log (optionally in ``from``/``to``), oldest first, as ``format=json``
+    (``{"time_zone", "columns", "rows": [[value per column]]}`` — one array per log,
+    compact for 50 000 logs) or ``format=csv`` (a header row of
     :data:`server.analytics_store.EXPORT_COLUMNS`; lists joined with ``;``)."""
     fmt = request.rel_url.query.get("format", "json")
     if fmt not in ("json", "csv"):
@@ -180,14 +175,7 @@ async def export(request: web.Request) -> web.Response:
         )
     headers = {"Content-Disposition": f'attachment; filename="tutti-practice.{fmt}"'}
     if fmt == "json":
-        columns = store.EXPORT_COLUMNS
-        body = orjson.dumps(
-            {
-                "time_zone": zone_name,
-                "columns": columns,
-                "logs": [_log_json(columns, row) for row in rows],
-            }
-        )
+        body = orjson.dumps({"time_zone": zone_name, "columns": store.EXPORT_COLUMNS, "rows": rows})
         return web.Response(body=body, content_type="application/json", headers=headers)
     out = io.StringIO()
     writer = csv.writer(out)

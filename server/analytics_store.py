@@ -430,10 +430,11 @@ async def _fetch_all(db: AsyncSession, stmt: Any) -> list[tuple]:
 async def export_rows(db: AsyncSession, where: list[Any], *, csv: bool = False) -> list:
     """The logs matching ``where``, oldest first, as sequences of :data:`EXPORT_COLUMNS`:
     times ISO 8601 UTC strings; ``focus_areas`` a list (``csv``: joined with ``;``);
-    ``complete`` a bool, or 0/1 on SQLite (``csv``: ``"true"``/``"false"``)."""
+    ``complete`` a bool (``csv``: ``"true"``/``"false"``)."""
     sqlite = db.get_bind().dialect.name == "sqlite"
     cols = []
     convert: dict[int, Any] = {}
+    complete = None
     for index, name in enumerate(EXPORT_COLUMNS):
         # Raw values: no per-value type processing of 50 000 rows × 21 columns; on
         # SQLite the conversions run in SQL, so most rows need no Python work at all.
@@ -446,7 +447,9 @@ async def export_rows(db: AsyncSession, where: list[Any], *, csv: bool = False) 
         elif name == "complete":
             if csv:
                 col = case((col.is_(None), None), (col == True, "true"), else_="false")  # noqa: E712
-            elif not sqlite:
+            elif sqlite:  # 0/1: JSON true/false
+                complete = index
+            else:
                 convert[index] = _bool
         elif name == "focus_areas":
             convert[index] = _csv_list if csv else _json_list
@@ -455,6 +458,9 @@ async def export_rows(db: AsyncSession, where: list[Any], *, csv: bool = False) 
     # Sorted here: ORDER BY start_time would read the table in index order (random
     # access); reading it in storage order and sorting the keys is about twice as fast.
     rows.sort(key=itemgetter(EXPORT_COLUMNS.index("start_time"), EXPORT_COLUMNS.index("id")))
+    if complete is not None:
+        k = complete
+        rows = [r[:k] + (None if r[k] is None else r[k] == 1,) + r[k + 1 :] for r in rows]
     for index, fn in convert.items():
         for i in [i for i, row in enumerate(rows) if row[index] is not None]:
             row = list(rows[i])

@@ -237,7 +237,7 @@ async def test_users_see_only_their_own_progress(server):
     assert (await b.get("/api/progress/pieces"))["pieces"] == []
     status, body = await b.call("GET", "/api/progress/instrument/cello")
     assert status == 404 and body["error"]["code"] == "unknown_instrument"
-    assert (await b.get("/api/analytics/export"))["logs"] == []
+    assert (await b.get("/api/analytics/export"))["rows"] == []
     assert (await b.get("/api/analytics/repertoire"))["pieces"] == []
 
 
