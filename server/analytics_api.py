@@ -38,8 +38,6 @@ session of the piece. Errors: ``400 invalid_time_zone``, ``invalid_date``,
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 from datetime import date, timedelta
 from typing import Any
 
@@ -170,20 +168,16 @@ async def export(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         zone_name, tz = await request_zone(request, db)
         start, end = date_range(request, tz, default_days=None)
-        rows = await store.export_rows(
-            db, store.Window(tz, start, end).where(request["user_id"]), csv=fmt == "csv"
-        )
+        where = store.Window(tz, start, end).where(request["user_id"])
+        if fmt == "csv":
+            body = await store.export_csv(db, where)
+        else:
+            rows = await store.export_rows(db, where)
     headers = {"Content-Disposition": f'attachment; filename="tutti-practice.{fmt}"'}
     if fmt == "json":
         body = orjson.dumps({"time_zone": zone_name, "columns": store.EXPORT_COLUMNS, "rows": rows})
         return web.Response(body=body, content_type="application/json", headers=headers)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(store.EXPORT_COLUMNS)
-    writer.writerows(rows)  # None is written as an empty field
-    return web.Response(
-        body=out.getvalue().encode(), content_type="text/csv", charset="utf-8", headers=headers
-    )
+    return web.Response(body=body, content_type="text/csv", charset="utf-8", headers=headers)
 
 
 def _report_piece(piece: dict[str, Any], accuracy: list[float]) -> dict[str, Any]:

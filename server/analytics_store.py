@@ -10,6 +10,8 @@ exact). Durations are seconds, accuracies percent (0–100), tempi BPM
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
@@ -17,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import and_, case, func, select, type_coerce
+from sqlalchemy import Text, and_, case, cast, func, literal, literal_column, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
@@ -467,6 +469,63 @@ async def export_rows(db: AsyncSession, where: list[Any], *, csv: bool = False) 
             row[index] = fn(row[index])
             rows[i] = row
     return rows
+
+
+TEXT_COLUMNS = frozenset(
+    {
+        "id",
+        "activity_type",
+        "source",
+        "instrument",
+        "piece_id",
+        "work_title",
+        "part",
+        "session_id",
+        "mood",
+        "notes",
+    }
+)
+
+
+def _sqlite_csv_field(name: str) -> Any:
+    """One CSV field (RFC 4180) of column ``name``, computed by SQLite."""
+    col = type_coerce(getattr(PracticeLog, name), NullType())
+    if name in ("start_time", "end_time"):
+        value = func.replace(col, " ", "T").op("||")("+00:00")
+    elif name == "complete":
+        return case((col.is_(None), ""), (col == True, "true"), else_="false")  # noqa: E712
+    elif name == "focus_areas":
+        joined = (
+            select(func.group_concat(literal_column("value"), ";"))
+            .select_from(func.json_each(col))
+            .scalar_subquery()
+        )
+        value = literal('"').op("||")(func.replace(joined, '"', '""')).op("||")('"')
+    elif name in TEXT_COLUMNS:
+        value = literal('"').op("||")(func.replace(col, '"', '""')).op("||")('"')
+    else:
+        value = cast(col, Text)
+    return func.coalesce(value, "")
+
+
+async def export_csv(db: AsyncSession, where: list[Any]) -> bytes:
+    """The logs matching ``where`` as CSV (header row of :data:`EXPORT_COLUMNS`, CRLF
+    line ends, text fields quoted). On SQLite each line is built by SQLite itself
+    (one string per log instead of 21 values through Python's ``csv``)."""
+    header = ",".join(EXPORT_COLUMNS) + "\r\n"
+    if db.get_bind().dialect.name != "sqlite":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerows(await export_rows(db, where, csv=True))
+        return (header + out.getvalue()).encode()
+    line = _sqlite_csv_field(EXPORT_COLUMNS[0])
+    for name in EXPORT_COLUMNS[1:]:
+        line = line.op("||")(",").op("||")(_sqlite_csv_field(name))
+    rows = await _fetch_all(db, select(line, PracticeLog.start_time, PracticeLog.id).where(*where))
+    rows.sort(key=itemgetter(1, 2))
+    if not rows:
+        return header.encode()
+    return (header + "\r\n".join(r[0] for r in rows) + "\r\n").encode()
 
 
 async def accuracy_series(

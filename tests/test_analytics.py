@@ -219,3 +219,33 @@ async def test_progress_and_analytics_on_postgresql(pg_server):
     assert sum(stats["by_hour_seconds"]) == 6000 and stats["days_practised"] == 3
     assert (await user.get("/api/progress/instrument/Piano"))["sessions"] == 3
     assert (await user.get("/api/progress/streaks"))["longest"] == 3
+
+
+async def test_csv_export_quotes_text_and_matches_json(server):
+    user = await Guest.login(server.url, "Quoter")
+    await user.log(
+        datetime(2025, 5, 1, 18, 0, tzinfo=ZoneInfo("UTC")),
+        1234.5,
+        notes='slow, then "faster"\nsecond line',
+        focus_areas=["tone", "bow; arm"],
+        mood="happy",
+        work_title='Étude "Op. 10", No. 3',
+        tempo_practiced=72.25,
+        self_rating=4,
+    )
+    status, raw = await user.call("GET", "/api/analytics/export", params={"format": "csv"})
+    assert status == 200
+    (row,) = list(csv.DictReader(io.StringIO(raw.decode(), newline="")))
+    data = await user.get("/api/analytics/export")
+    (log,) = [dict(zip(data["columns"], r, strict=True)) for r in data["rows"]]
+    assert row["notes"] == log["notes"] == 'slow, then "faster"\nsecond line'
+    assert row["work_title"] == log["work_title"] == 'Étude "Op. 10", No. 3'
+    assert row["focus_areas"] == "tone;bow; arm" and log["focus_areas"] == ["tone", "bow; arm"]
+    assert float(row["duration_seconds"]) == log["duration_seconds"] == 1234.5
+    assert float(row["tempo_practiced"]) == 72.25 and row["self_rating"] == "4"
+    assert row["start_time"] == log["start_time"]
+    assert datetime.fromisoformat(row["start_time"]) == datetime(
+        2025, 5, 1, 18, tzinfo=ZoneInfo("UTC")
+    )
+    assert row["end_time"] == "" and log["end_time"] is None
+    assert row["complete"] == "true" and log["complete"] is True
