@@ -130,7 +130,7 @@ async def repertoire(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         zone_name, tz = await request_zone(request, db)
         start, end = date_range(request, tz, default_days=None)
-        where = store.Window(tz, start, end).where(request["user_id"])
+        where = store.Window(tz, start, end).where(request["user_id"], db=db)
         pieces = await store.pieces(db, request["user_id"], where)
     if start is not None or end is not None:
         pieces = [p for p in pieces if p["times_practised"]]
@@ -148,7 +148,7 @@ async def improvement(request: web.Request) -> web.Response:
     async with request.app[SESSIONMAKER]() as db:
         zone_name, tz = await request_zone(request, db)
         start, end = date_range(request, tz, default_days=None)
-        where = store.Window(tz, start, end).where(user_id)
+        where = store.Window(tz, start, end).where(user_id, db=db)
         if piece_id is not None:
             where.append(PracticeLog.piece_id == piece_id)
         pieces = await store.improvement(db, user_id, where)
@@ -208,7 +208,7 @@ async def report(request: web.Request) -> web.Response:
         zone_name, tz = await request_zone(request, db)
         start = date.fromisoformat(time_figures["from"])
         end = date.fromisoformat(time_figures["to"])
-        where = store.Window(tz, start, end).where(user_id)
+        where = store.Window(tz, start, end).where(user_id, db=db)
         played = await store.pieces(db, user_id, where, with_starred=False)
         top = sorted(played, key=lambda p: (-p["times_practised"], p["piece_key"]))[:5]
         series = await store.accuracy_series(db, where, [p["piece_key"] for p in top])

@@ -132,7 +132,7 @@ def _accuracy_chart(data: ReportData) -> Figure:
         if not series:
             continue
         drawn = True
-        ax.plot(range(1, len(series) + 1), series, marker=".", label=piece["work_title"] or "?")
+        ax.plot(range(1, len(series) + 1), series, label=piece["work_title"] or "?")
     ax.set_title("Accuracy per session")
     ax.set_xlabel("session")
     ax.set_ylabel("accuracy (%)")

@@ -19,7 +19,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Text, and_, case, cast, func, literal, literal_column, select, type_coerce
+from sqlalchemy import (
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
@@ -45,14 +56,23 @@ class Window:
     start: date | None = None
     end: date | None = None
 
-    def where(self, user_id: str) -> list[Any]:
+    def where(self, user_id: str, *, db: AsyncSession | None = None) -> list[Any]:
+        """WHERE clauses of the user's live logs started in the window. With ``db`` on
+        SQLite the range is written so that it cannot pick the start-time index: the
+        grouped queries then scan the covering stats index instead of fetching every
+        table row through the start-time one (about three times faster for years)."""
         clauses = live_logs(user_id)
-        if self.start is not None:
-            lo = datetime.combine(self.start, time(0), self.tz).astimezone(UTC)
-            clauses.append(PracticeLog.start_time >= lo)
-        if self.end is not None:
-            hi = datetime.combine(self.end + timedelta(days=1), time(0), self.tz).astimezone(UTC)
-            clauses.append(PracticeLog.start_time < hi)
+        start_time: Any = PracticeLog.start_time
+        scan = db is not None and db.get_bind().dialect.name == "sqlite"
+        if scan:
+            start_time = type_coerce(PracticeLog.start_time, String()) + ""  # stored UTC text
+        for bound, op in ((self.start, "ge"), (self.end, "lt")):
+            if bound is None:
+                continue
+            day = bound if op == "ge" else bound + timedelta(days=1)
+            at = datetime.combine(day, time(0), self.tz).astimezone(UTC)
+            value: Any = at.strftime("%Y-%m-%d %H:%M:%S.%f") if scan else at
+            clauses.append(start_time >= value if op == "ge" else start_time < value)
         return clauses
 
 
@@ -68,6 +88,15 @@ def _iso(value: Any) -> str | None:
 
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(float(value), digits)
+
+
+STATS_INDEX = "ix_practice_logs_live_stats"
+
+
+def covered(stmt: Any) -> Any:
+    """``stmt`` told to read the covering index of totals and trends on SQLite: with a
+    date range its planner would pick the start-time index and fetch every table row."""
+    return stmt.with_hint(PracticeLog, f"INDEXED BY {STATS_INDEX}", "sqlite")
 
 
 # --------------------------------------------------------------------------- per day
@@ -212,6 +241,7 @@ async def pieces(
             )
             .where(*where, key.is_not(None))
             .group_by(key)
+            .with_hint(PracticeLog, f"INDEXED BY {STATS_INDEX}", "sqlite")
         )
     ).all()
     starred = set()
@@ -302,16 +332,15 @@ async def _trend_sums(
     """Per piece: n, Σx, Σy, Σxy, Σx² of metric ``name`` against x = the number of the
     measured session (1, 2, 3, … in start order, ties by id)."""
     key = piece_key()
-    logs = (
-        select(
-            key.label("k"),
-            PracticeLog.start_time.label("t"),
-            PracticeLog.id.label("id"),
-            METRICS[name].label("y"),
-        )
-        .where(*where, *METRIC_WHERE[name], key.is_not(None))
-        .subquery()
-    )
+    logs = select(
+        key.label("k"),
+        PracticeLog.start_time.label("t"),
+        PracticeLog.id.label("id"),
+        METRICS[name].label("y"),
+    ).where(*where, *METRIC_WHERE[name], key.is_not(None))
+    if name != "timing_deviation_ms":  # the timing is in the result: not in the index
+        logs = covered(logs)
+    logs = logs.subquery()
     numbered = select(
         logs.c.k,
         logs.c.y,
@@ -537,9 +566,11 @@ async def accuracy_series(
         return {}
     key = piece_key()
     rows = await db.execute(
-        select(key, PracticeLog.accuracy_percentage)
-        .where(*where, key.in_(keys), PracticeLog.accuracy_percentage.is_not(None))
-        .order_by(PracticeLog.start_time, PracticeLog.id)
+        covered(
+            select(key, PracticeLog.accuracy_percentage)
+            .where(*where, key.in_(keys), PracticeLog.accuracy_percentage.is_not(None))
+            .order_by(PracticeLog.start_time, PracticeLog.id)
+        )
     )
     out: dict[str, list[float]] = {k: [] for k in keys}
     for k, accuracy in rows:

@@ -305,7 +305,7 @@ async def statistics(request: web.Request) -> web.Response:
         zone_name, tz = await request_zone(request, db)
         start, end = date_range(request, tz, default_days=None)
         window = store.Window(tz, start, end)
-        figures = await breakdown(db, window.where(user_id))
+        figures = await breakdown(db, window.where(user_id, db=db))
         patterns = await local_patterns(db, user_id, window)
     return json_response(
         {
