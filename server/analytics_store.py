@@ -90,15 +90,6 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-STATS_INDEX = "ix_practice_logs_live_stats"
-
-
-def covered(stmt: Any) -> Any:
-    """``stmt`` told to read the covering index of totals and trends on SQLite: with a
-    date range its planner would pick the start-time index and fetch every table row."""
-    return stmt.with_hint(PracticeLog, f"INDEXED BY {STATS_INDEX}", "sqlite")
-
-
 # --------------------------------------------------------------------------- per day
 
 
@@ -241,7 +232,6 @@ async def pieces(
             )
             .where(*where, key.is_not(None))
             .group_by(key)
-            .with_hint(PracticeLog, f"INDEXED BY {STATS_INDEX}", "sqlite")
         )
     ).all()
     starred = set()
@@ -338,8 +328,6 @@ async def _trend_sums(
         PracticeLog.id.label("id"),
         METRICS[name].label("y"),
     ).where(*where, *METRIC_WHERE[name], key.is_not(None))
-    if name != "timing_deviation_ms":  # the timing is in the result: not in the index
-        logs = covered(logs)
     logs = logs.subquery()
     numbered = select(
         logs.c.k,
@@ -565,14 +553,17 @@ async def accuracy_series(
     if not keys:
         return {}
     key = piece_key()
-    rows = await db.execute(
-        covered(
-            select(key, PracticeLog.accuracy_percentage)
-            .where(*where, key.in_(keys), PracticeLog.accuracy_percentage.is_not(None))
-            .order_by(PracticeLog.start_time, PracticeLog.id)
-        )
+    rows = await _fetch_all(
+        db,
+        select(
+            key,
+            type_coerce(PracticeLog.start_time, NullType()),
+            PracticeLog.id,
+            PracticeLog.accuracy_percentage,
+        ).where(*where, key.in_(keys), PracticeLog.accuracy_percentage.is_not(None)),
     )
+    rows.sort(key=itemgetter(1, 2))  # start order (stored UTC text or datetimes)
     out: dict[str, list[float]] = {k: [] for k in keys}
-    for k, accuracy in rows:
+    for k, _start, _id, accuracy in rows:
         out[k].append(float(accuracy))
     return {k: v[-limit:] for k, v in out.items()}
