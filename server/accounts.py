@@ -58,6 +58,7 @@ from server.db.models import (
     utcnow,
 )
 from server.db.versions import next_version
+from server.progress_store import merge_progress
 
 TOKEN_BYTES = 32
 """Random bytes in a link or refresh token (``secrets.token_urlsafe(32)``: 43 characters)."""
@@ -489,6 +490,8 @@ async def merge_guest(db: AsyncSession, guest_id: str, account_id: str) -> dict[
       ``client_id`` it keeps the larger ``last_mutation_id``. A device that
       re-pushes, as the account, mutations it pushed as the guest (same
       client id and mutation ids) is thus recognised as already applied.
+    * Progress: achievements (earliest unlock wins), stars and the time zone move;
+      the account's progress is recomputed (:func:`server.progress_store.merge_progress`).
     * The guest's refresh tokens, ``user_sync`` row and user row are deleted.
     """
     guest = await db.get(User, guest_id)
@@ -596,6 +599,7 @@ async def merge_guest(db: AsyncSession, guest_id: str, account_id: str) -> dict[
             )
     report["client_mutations"] = len(mutations)
 
+    await merge_progress(db, guest_id, account_id)
     await db.execute(delete(RefreshToken).where(RefreshToken.user_id == guest_id))
     await db.execute(delete(UserSync).where(UserSync.user_id == guest_id))
     await db.execute(

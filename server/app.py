@@ -12,6 +12,7 @@ from aiohttp import web
 
 from rooms.room import RoomSettings
 from server import (
+    analytics_api,
     auth_api,
     codec,
     events,
@@ -24,6 +25,7 @@ from server import (
     metrics,
     openapi,
     privacy_api,
+    progress_api,
     sync_api,
     sync_events,
 )
@@ -141,7 +143,9 @@ def create_app(settings: Settings) -> web.Application:
     # Before server.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
     app.add_routes(library_api.routes)
     app.add_routes(routes)
-    for feature in (auth_api, sync_api, logbook_api, lobby_api, privacy_api):
+    for feature in (
+        auth_api, sync_api, logbook_api, lobby_api, privacy_api, progress_api, analytics_api
+    ):
         app.add_routes(feature.routes)
     # Observability and the API description: correlation ids, /metrics, /livez, /readyz,
     # /api/openapi.json (server/logs.py, metrics.py, health.py, openapi.py).

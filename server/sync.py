@@ -79,6 +79,10 @@ Every push and REST write first takes that lock
 (before reading ``client_mutations``), so two pushes of one user — even two
 copies of one push — are applied one after the other.
 
+**Progress.** A push or REST write that changed practice logs recomputes the
+user's progress (XP, level, streaks, achievements —
+:func:`server.progress_store.refresh_progress`) once, in its transaction.
+
 **Poke.** After a write commits, the user's devices get ``sync:poke
 {"version"}`` (Socket.IO room ``user:{user_id}``; across processes with the
 Redis manager), except the device that pushed, and pull.
@@ -117,6 +121,7 @@ from server.logbook import (
     read_only_fields,
     row_to_json,
 )
+from server.progress_store import refresh_progress
 from server.schemas import _Strict, parse
 
 log = logging.getLogger("tutti.sync")
@@ -226,7 +231,7 @@ class SyncService:
     ) -> dict[str, Any]:
         """Apply ``push`` (validated with :func:`parse_push`) for ``user_id``; see module."""
         error: dict[str, Any] | None = None
-        wrote = False
+        wrote = logs_changed = False
         async with self.sessionmaker.begin() as db:
             version = await _lock_user(db, user_id)
             state = await db.get(ClientMutation, (user_id, push.client_id))
@@ -255,6 +260,9 @@ class SyncService:
                 last = mid
                 if written.version is not None:
                     wrote, version = True, written.version
+                    logs_changed |= written.entity is LOGBOOK_ENTRY
+            if logs_changed:
+                await refresh_progress(db, user_id)  # once per push, before commit
             if state is None and last != first:
                 db.add(
                     ClientMutation(user_id=user_id, client_id=push.client_id, last_mutation_id=last)
@@ -307,6 +315,8 @@ class SyncService:
                 taken_version=version if create else None,
                 fresh_id=fresh_id and create,
             )
+            if written.version is not None and written.entity is LOGBOOK_ENTRY:
+                await refresh_progress(db, user_id)
         if written.version is not None:
             await self.poke([user_id], skip_sid=origin_sid, version=written.version)
         return written
@@ -336,6 +346,8 @@ class SyncService:
                     "duration_seconds": max(0.0, (now - row.start_time).total_seconds()),
                 },
             )
+            if written.version is not None:
+                await refresh_progress(db, user_id)
         if written.version is not None:
             await self.poke([user_id], version=written.version)
         return written
@@ -361,6 +373,7 @@ class SyncService:
                 for row_id in ids:
                     written = await self._write(db, user_id, entity.name, "delete", row_id, {})
                     count += written.version is not None
+            await refresh_progress(db, user_id)
             version = await current_version(db, user_id)
         await self.poke([user_id], version=version)
         return count

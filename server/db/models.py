@@ -118,6 +118,8 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(100))
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
     is_guest: Mapped[bool] = mapped_column(Boolean, default=False)
+    # IANA time zone (e.g. "Pacific/Honolulu") for streaks and daily analytics; None = UTC.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Set by DELETE /api/users/me: refused everywhere, purged later (server/privacy.py).
@@ -459,6 +461,95 @@ class UserPreferences(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+# --------------------------------------------------------------------------- progress
+
+
+class UserProgress(Base):
+    """A user's progress summary, recomputed from the live logbook in the same
+    transaction as every change of the user's practice logs (see
+    :mod:`rooms.progress` for the rules and :mod:`server.progress_store`).
+
+    ``xp`` total experience points, ``level`` from it; ``sessions`` live logs,
+    ``duets`` room logs with ≥ 2 players, ``total_seconds`` practice time (s);
+    ``last_practice_day`` the latest local practice date (``YYYY-MM-DD`` in the
+    user's time zone at the time of the recompute), ``run_days`` the run of
+    consecutive practice days ending there, ``longest_streak`` the longest run.
+    """
+
+    __tablename__ = "user_progress"
+
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    xp: Mapped[int] = mapped_column(Integer, default=0)
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    duets: Mapped[int] = mapped_column(Integer, default=0)
+    total_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    pieces: Mapped[int] = mapped_column(Integer, default=0)
+    best_piece_accuracy: Mapped[float | None] = mapped_column(Float)
+    last_practice_day: Mapped[str | None] = mapped_column(String(10))
+    run_days: Mapped[int] = mapped_column(Integer, default=0)
+    longest_streak: Mapped[int] = mapped_column(Integer, default=0)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class UserAchievement(Base):
+    """An unlocked achievement (``code`` from :data:`rooms.progress.ACHIEVEMENTS`),
+    written once: ``unlocked_at`` is when the server first saw its condition met."""
+
+    __tablename__ = "user_achievements"
+
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    unlocked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StarredPiece(Base):
+    """A piece of the library the user starred (``PUT /api/progress/pieces/{id}``)."""
+
+    __tablename__ = "starred_pieces"
+
+    user_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    piece_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("sheet_music.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Progress and analytics read a user's live logs by start time; the index also holds
+# what the per-day sums need, so those never touch the (wide) table rows.
+Index(
+    "ix_practice_logs_live_start",
+    PracticeLog.user_id,
+    PracticeLog.deleted_at,
+    PracticeLog.start_time,
+    PracticeLog.activity_type,
+    PracticeLog.duration_seconds,
+)
+# Covers the totals, per-activity/instrument/piece sums and tempo and accuracy trends.
+Index(
+    "ix_practice_logs_live_stats",
+    PracticeLog.user_id,
+    PracticeLog.deleted_at,
+    PracticeLog.activity_type,
+    PracticeLog.instrument,
+    PracticeLog.source,
+    PracticeLog.piece_id,
+    PracticeLog.work_title,
+    PracticeLog.start_time,
+    PracticeLog.duration_seconds,
+    PracticeLog.accuracy_percentage,
+    PracticeLog.tempo_practiced,
+    PracticeLog.complete,
+    PracticeLog.id,
+)
+
 SYNCED_TABLES = (PracticeLog, Goal, RepertoireItem, PracticeTemplate, UserPreferences)
 for _model in SYNCED_TABLES:
     # Pull reads "this user's rows with version > cursor".
@@ -485,6 +576,9 @@ __all__ = [
     "SESSION_MODES",
     "SOURCE_TYPES",
     "SessionRecording",
+    "StarredPiece",
+    "UserAchievement",
+    "UserProgress",
     "SheetMusic",
     "UTCDateTime",
     "User",

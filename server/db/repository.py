@@ -38,6 +38,7 @@ from server.db.models import (
     new_id,
 )
 from server.db.versions import next_version
+from server.progress_store import refresh_progress
 
 if TYPE_CHECKING:
     from rooms.piece import Piece
@@ -328,7 +329,9 @@ async def save_finished_room(
     Writes the ``practice_sessions`` row, one ``practice_logs`` row per
     player (``activity_type`` ``"ensemble_reading"`` with ≥ 2 players, else
     ``"repertoire"``) and, when ``recording_midi`` is not empty, the
-    ``session_recordings`` row. Either all of it is written or none.
+    ``session_recordings`` row, and recomputes each player's progress
+    (:func:`server.progress_store.refresh_progress`). Either all of it is
+    written or none.
 
     Idempotent: when a session with ``finished.session_id`` already exists
     (also when a concurrent save won the race) nothing is written and
@@ -362,6 +365,9 @@ async def save_finished_room(
                 db.add(row)
             if recording is not None:
                 db.add(recording)
+            await db.flush()
+            for user_id in dict.fromkeys(p.user_id for p in finished.players):
+                await refresh_progress(db, user_id)  # XP, streaks, achievements
     except IntegrityError:
         async with sessionmaker() as db:
             if await db.get(PracticeSession, finished.session_id) is not None:

@@ -6,7 +6,7 @@ becomes nullable so a shared session survives its host's purge (see
 :mod:`server.privacy`).
 
 Revision ID: 0005_privacy_limits
-Revises: 0002
+Revises: 0004_progress
 Create Date: 2026-11-21
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_privacy_limits"
-down_revision: str | Sequence[str] | None = "0003_piece_analysis"
+down_revision: str | Sequence[str] | None = "0004_progress"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
