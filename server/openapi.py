@@ -32,7 +32,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server import auth_api, library, library_api, sync
+from server import auth_api, library, library_api, progress_api, sync
 from server.logbook import (
     ACTIVITY_TYPES,
     ENTITIES,
@@ -270,6 +270,13 @@ class Op:
 
 
 MIDI = {"type": "string", "format": "binary"}
+OBJECT = {"type": "object"}
+TZ = Query("tz", description="IANA time zone; default the caller's")
+RANGE = (
+    TZ,
+    Query("from", schema={"type": "string", "format": "date"}, description="local date"),
+    Query("to", schema={"type": "string", "format": "date"}, description="local date"),
+)
 
 
 def model_query(model: type[BaseModel]) -> tuple[Query, ...]:
@@ -354,6 +361,35 @@ OPERATIONS: list[Op] = [
     Op("GET", "/api/pieces/{piece_id}/notes", "A piece's notes per part (seconds)", "pieces",
        PieceNotesOut, auth=False),
     Op("GET", "/api/rooms", "Open rooms of this process", "rooms", RoomListOut),
+    # -- progress and analytics (server/progress_api.py, server/analytics_api.py)
+    Op("GET", "/api/users/me/time-zone", "The caller's time zone (IANA)", "users", OBJECT),
+    Op("PUT", "/api/users/me/time-zone", "Set the caller's time zone (IANA)", "users", OBJECT,
+       body=progress_api.TimeZoneIn),
+    Op("GET", "/api/progress/overview", "XP, level, streaks, achievements", "progress",
+       OBJECT, query=(TZ,)),
+    Op("GET", "/api/progress/streaks", "Practice streaks in the caller's time zone",
+       "progress", OBJECT, query=(TZ,)),
+    Op("GET", "/api/progress/achievements", "Achievements, unlocked or not", "progress",
+       OBJECT, query=(TZ,)),
+    Op("GET", "/api/progress/statistics", "Totals and means over a date range", "progress",
+       OBJECT, query=RANGE),
+    Op("GET", "/api/progress/instrument/{instrument}", "Progress on one instrument",
+       "progress", OBJECT, query=RANGE),
+    Op("GET", "/api/progress/pieces", "Per-piece progress", "progress", OBJECT, query=(TZ,)),
+    Op("PUT", "/api/progress/pieces/{piece_id}", "Star or unstar a piece", "progress", OBJECT,
+       body=progress_api.StarIn),
+    Op("GET", "/api/analytics/practice-time", "Practice time by day, week and activity",
+       "analytics", OBJECT, query=RANGE),
+    Op("GET", "/api/analytics/repertoire", "Per-piece practice over a range", "analytics",
+       OBJECT, query=RANGE),
+    Op("GET", "/api/analytics/improvement", "Accuracy, timing and tempo trends per piece",
+       "analytics", OBJECT, query=(*RANGE, Query("piece_id"))),
+    Op("GET", "/api/analytics/export", "Every live log as JSON or CSV", "analytics", OBJECT,
+       alternatives={"text/csv": {"type": "string"}},
+       query=(*RANGE, Query("format", schema={"type": "string", "enum": ["json", "csv"],
+                                               "default": "json"}))),
+    Op("GET", "/api/analytics/report.pdf", "A PDF practice report with charts", "analytics",
+       {"type": "string", "format": "binary"}, response_type="application/pdf", query=RANGE),
     Op("POST", "/api/pieces", "Import a Standard MIDI File", "pieces", PieceOut, 201, MIDI,
        body_type="audio/midi", errors=(413,), query=(
            Query("title", schema={"type": "string", "maxLength": 200}),
