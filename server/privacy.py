@@ -53,8 +53,11 @@ from server.db.models import (
     RepertoireItem,
     SessionRecording,
     SheetMusic,
+    StarredPiece,
     User,
+    UserAchievement,
     UserPreferences,
+    UserProgress,
     UserSync,
     utcnow,
 )
@@ -111,7 +114,8 @@ async def export_user(db: AsyncSession, user_id: str) -> tuple[dict[str, Any], d
     ``data`` keys: ``format`` (1), ``exported_at``, ``account`` (the users
     row), ``preferences``, ``sync`` (version, clients' last mutation ids),
     ``practice_logs``, ``goals``, ``repertoire``, ``templates`` (every row,
-    tombstones included with ``deleted_at``), ``sessions`` (each session
+    tombstones included with ``deleted_at``), ``progress`` (XP, level,
+    streaks), ``achievements``, ``starred_pieces``, ``sessions`` (each session
     taken part in: its columns, ``participants`` with other people's ids
     left out (``"you": true`` marks the user's entry), ``your_result`` and
     ``recording`` — the file name in ``files``, or null), ``uploaded_pieces``
@@ -193,6 +197,9 @@ async def export_user(db: AsyncSession, user_id: str) -> tuple[dict[str, Any], d
         "goals": await owned(Goal),
         "repertoire": await owned(RepertoireItem),
         "templates": await owned(PracticeTemplate),
+        "progress": await owned(UserProgress),
+        "achievements": await owned(UserAchievement),
+        "starred_pieces": await owned(StarredPiece),
         "sessions": sessions,
         "uploaded_pieces": pieces,
         "devices": await owned(RefreshToken),

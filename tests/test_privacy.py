@@ -191,6 +191,10 @@ async def test_export_has_everything_of_the_user_and_nothing_of_others(fresh_ser
     assert [r["work_title"] for r in data["repertoire"]] == ["Christ lag in Todesbanden"]
     assert [t["name"] for t in data["templates"]] == ["Warm-up"]
     assert data["sync"]["version"] >= 5
+    [progress] = data["progress"]  # XP and streaks from the logs above
+    assert progress["xp"] > 0
+    assert "first_session" in {a["code"] for a in data["achievements"]}
+    assert data["starred_pieces"] == []
     [device] = data["devices"]  # the login's refresh token, without the token
     assert device["revoked_at"] is None and "token_hash" not in device
     assert [link["email"] for link in data["login_links"]] == [address]
@@ -339,3 +343,17 @@ async def test_serve_runs_the_purge_job(fresh_server):
 def test_purge_cli_refuses_a_bad_time(tmp_path):
     run = tutti("users", "purge", "--now", "yesterday", "--data-dir", str(tmp_path))
     assert run.returncode == 2 and "not an ISO 8601 time" in run.stderr
+
+
+def test_the_export_covers_every_table_of_a_user():
+    """A new table with a user's rows must be added to the export (and is purged anyway)."""
+    import inspect
+
+    from server import privacy
+    from server.db.models import Base
+
+    source = inspect.getsource(privacy.export_user) + inspect.getsource(privacy._participates)
+    for table in Base.metadata.sorted_tables:
+        if any(fk.column.table.name == "users" for fk in table.foreign_keys):
+            model = next(m for m in Base.registry.mappers if m.local_table is table).class_
+            assert model.__name__ in source, f"{table.name} is missing from export_user"
