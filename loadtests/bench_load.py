@@ -219,6 +219,9 @@ class Generator:
 
         self.recording = True
         await asyncio.gather(*(player(i, m) for i, m in enumerate(players)))
+        # A worker of listeners only (fan-out spectators) has no sends to wait for: it
+        # must still listen through the whole playing window before draining.
+        await asyncio.sleep(max(0.0, start + seconds - loop.time()))
         # Drain: wait until deliveries and acks stop (bounded).
         deadline = loop.time() + drain_s
         last = -1
