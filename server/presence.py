@@ -64,7 +64,6 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 import socketio
 from redis.exceptions import RedisError
 
@@ -79,6 +78,7 @@ from rooms.presence import (
     topic_state,
     user_topic,
 )
+from server import redis_pool
 from server.config import Settings
 
 log = logging.getLogger("tutti.presence")
@@ -280,7 +280,7 @@ class RedisStore(PresenceStore):
         self.node_id = node_id
         self.prefix = prefix
         self.ttl_s = ttl_s
-        self.redis = aioredis.from_url(
+        self.redis = redis_pool.client(
             url,
             decode_responses=True,
             socket_timeout=REDIS_TIMEOUT_S,

@@ -51,12 +51,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from server import redis_pool
 from server.redis_batch import ScriptBatcher
 
 log = logging.getLogger("tutti.rooms.directory")
@@ -85,7 +85,7 @@ class RoomDirectory:
         self.url = url
         self.node_id = node_id or uuid.uuid4().hex
         # A pooled connection that Redis closed (e.g. it restarted) fails once: retry.
-        self.redis = aioredis.from_url(
+        self.redis = redis_pool.client(
             url,
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
