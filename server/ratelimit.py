@@ -1,11 +1,17 @@
-"""Rate limits with the ``limits`` library (moving windows), and the REST middleware.
+"""Rate limits with the ``limits`` library, and the REST middleware.
 
 Each *scope* has one or more limits in the library's notation, separated by
 ``;`` (``"400/2seconds;3000/20seconds"``): a request or event is allowed only
 if every limit of its scope has room. A short window with a high count is the
 burst allowance, a long window with a lower rate the steady rate (the shape
-of the note quotas of public multiplayer piano servers). The moving window
-strategy counts exactly the hits of the last window (no boundary bursts).
+of the note quotas of public multiplayer piano servers). The strategy is
+``limits``' sliding window counter: the current window's count plus the
+previous window's, weighted by how much of it still overlaps the last
+window length — O(1) per hit and one Redis round trip. The per-connection
+scopes (``events``, ``notes``) live in the process and use the library's
+synchronous API with an exact moving window: the asyncio API's awaits per
+hit were a third of the note path's time in a profile (17 µs a note against
+9 µs).
 
 Scopes and keys:
 
@@ -39,7 +45,9 @@ import orjson
 from aiohttp import web
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.storage import MemoryStorage as SyncMemoryStorage
+from limits.strategies import MovingWindowRateLimiter as SyncMovingWindowRateLimiter
 
 from server.auth import TokenError, bearer_token, verify_token
 from server.config import Settings
@@ -96,13 +104,16 @@ class RateLimiter:
             "events": parse_limits("rate_limit_events", settings.rate_limit_events),
             "notes": parse_limits("note_quota", settings.note_quota),
         }
-        local = MovingWindowRateLimiter(SweepingMemoryStorage())
-        shared = local
+        # In-process scopes need no I/O: limits' synchronous API, an exact moving window
+        # (9 µs a note for two limits, against 17 µs through the asyncio API).
+        self._local = SyncMovingWindowRateLimiter(SyncMemoryStorage())
+        self._shared = None  # REST scopes: asyncio API, in Redis when there is one
         if settings.redis_url:
             uri = "async+" + settings.redis_url
             storage = RedisStorage(uri, implementation="redispy", key_prefix="tutti:limits")
-            shared = MovingWindowRateLimiter(storage)
-        self._limiters = {s: shared if s in SHARED_SCOPES else local for s in SCOPES}
+            self._shared = SlidingWindowCounterRateLimiter(storage)
+        else:
+            self._shared = SlidingWindowCounterRateLimiter(SweepingMemoryStorage())
 
     async def hit(self, scope: str, key: str, cost: int = 1) -> float | None:
         """Take ``cost`` from every limit of ``scope`` for ``key``.
@@ -112,12 +123,17 @@ class RateLimiter:
         (Redis away) lets the request through, logged: limits must not take
         the service down.
         """
-        limiter = self._limiters[scope]
+        local = scope not in SHARED_SCOPES
         for item in self.items[scope]:
             try:
-                if await limiter.hit(item, scope, key, cost=cost):
-                    continue
-                stats = await limiter.get_window_stats(item, scope, key)
+                if local:
+                    if self._local.hit(item, scope, key, cost=cost):
+                        continue
+                    stats = self._local.get_window_stats(item, scope, key)
+                else:
+                    if await self._shared.hit(item, scope, key, cost=cost):
+                        continue
+                    stats = await self._shared.get_window_stats(item, scope, key)
             except Exception as exc:  # noqa: BLE001 - any storage error: fail open
                 log.warning("rate limit storage failed (%s); allowing", exc)
                 return None
