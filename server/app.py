@@ -26,6 +26,7 @@ from server import (
     openapi,
     privacy_api,
     progress_api,
+    progress_refresh,
     sync_api,
     sync_events,
 )
@@ -94,6 +95,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     engine = make_engine(settings.resolved_database_url())
     sessionmaker = make_sessionmaker(engine)
+    # Progress is recomputed after each log write commits (server/progress_refresh.py).
+    progress_refresher = progress_refresh.install(sessionmaker)
     client_manager: socketio.AsyncManager = LocalManager()
     if settings.redis_url:
         if settings.fanout == "stock":
@@ -138,6 +141,7 @@ def create_app(settings: Settings) -> web.Application:
     app[MANAGER] = manager
     app[SECRET] = secret
     app[SIO] = sio
+    app[progress_refresh.REFRESHER_KEY] = progress_refresher
     app[SYNC] = sync
     app[PRESENCE] = presence
     # Before server.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
@@ -185,6 +189,7 @@ def create_app(settings: Settings) -> web.Application:
             await app[PRIVACY_BUS].stop()
         if directory is not None:
             await directory.stop()
+        await progress_refresher.close()  # the last saves' progress
         await engine.dispose()
 
     app.on_startup.append(on_startup)

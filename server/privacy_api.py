@@ -24,6 +24,7 @@ from server.api import _caller, error, json_response
 from server.auth import TokenError, bearer_token, verify_token
 from server.keys import SECRET, SESSIONMAKER
 from server.privacy import export_user, export_zip, is_deactivated
+from server.progress_refresh import REFRESHER_KEY
 
 routes = web.RouteTableDef()
 
@@ -35,6 +36,9 @@ async def export_data(request: web.Request) -> web.Response:
     kind = request.rel_url.query.get("format", "zip")
     if kind not in ("zip", "json"):
         raise error(400, "invalid_value", "format must be zip or json")
+    refresher = request.app.get(REFRESHER_KEY)
+    if refresher is not None:  # the export's progress includes the latest writes
+        await refresher.settle(user_id)
     async with request.app[SESSIONMAKER]() as db:
         try:
             data, files = await export_user(db, user_id)

@@ -46,6 +46,7 @@ from server import progress_store as ps
 from server.api import _caller, _json_body, json_response
 from server.db.models import PracticeLog, SheetMusic, StarredPiece, User, UserAchievement
 from server.keys import SESSIONMAKER
+from server.progress_refresh import REFRESHER_KEY
 from server.schemas import _Strict, parse
 
 routes = web.RouteTableDef()
@@ -69,6 +70,9 @@ def handler(fn):
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         request["user_id"] = _caller(request)["sub"]
+        refresher = request.app.get(REFRESHER_KEY)
+        if refresher is not None:  # the caller's latest writes first
+            await refresher.settle(request["user_id"])
         try:
             return await fn(request)
         except RoomError as exc:

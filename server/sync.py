@@ -81,7 +81,7 @@ copies of one push — are applied one after the other.
 
 **Progress.** A push or REST write that changed practice logs recomputes the
 user's progress (XP, level, streaks, achievements —
-:func:`server.progress_store.refresh_progress`) once, in its transaction.
+:func:`server.progress_refresh.refresh_after_commit`): once, after its commit.
 
 **Poke.** After a write commits, the user's devices get ``sync:poke
 {"version"}`` (Socket.IO room ``user:{user_id}``; across processes with the
@@ -121,7 +121,7 @@ from server.logbook import (
     read_only_fields,
     row_to_json,
 )
-from server.progress_store import refresh_progress
+from server.progress_refresh import refresh_after_commit
 from server.schemas import _Strict, parse
 
 log = logging.getLogger("tutti.sync")
@@ -262,7 +262,7 @@ class SyncService:
                     wrote, version = True, written.version
                     logs_changed |= written.entity is LOGBOOK_ENTRY
             if logs_changed:
-                await refresh_progress(db, user_id)  # once per push, before commit
+                await refresh_after_commit(db, user_id)  # once per push, before commit
             if state is None and last != first:
                 db.add(
                     ClientMutation(user_id=user_id, client_id=push.client_id, last_mutation_id=last)
@@ -316,7 +316,7 @@ class SyncService:
                 fresh_id=fresh_id and create,
             )
             if written.version is not None and written.entity is LOGBOOK_ENTRY:
-                await refresh_progress(db, user_id)
+                await refresh_after_commit(db, user_id)
         if written.version is not None:
             await self.poke([user_id], skip_sid=origin_sid, version=written.version)
         return written
@@ -347,7 +347,7 @@ class SyncService:
                 },
             )
             if written.version is not None:
-                await refresh_progress(db, user_id)
+                await refresh_after_commit(db, user_id)
         if written.version is not None:
             await self.poke([user_id], version=written.version)
         return written
@@ -373,7 +373,7 @@ class SyncService:
                 for row_id in ids:
                     written = await self._write(db, user_id, entity.name, "delete", row_id, {})
                     count += written.version is not None
-            await refresh_progress(db, user_id)
+            await refresh_after_commit(db, user_id)
             version = await current_version(db, user_id)
         await self.poke([user_id], version=version)
         return count

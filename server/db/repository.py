@@ -38,7 +38,7 @@ from server.db.models import (
     new_id,
 )
 from server.db.versions import next_version
-from server.progress_store import refresh_progress
+from server.progress_refresh import refresh_after_commit
 
 if TYPE_CHECKING:
     from rooms.piece import Piece
@@ -330,7 +330,7 @@ async def save_finished_room(
     player (``activity_type`` ``"ensemble_reading"`` with ≥ 2 players, else
     ``"repertoire"``) and, when ``recording_midi`` is not empty, the
     ``session_recordings`` row, and recomputes each player's progress
-    (:func:`server.progress_store.refresh_progress`). Either all of it is
+    (:func:`server.progress_refresh.refresh_after_commit`, after the commit). Either all of it is
     written or none.
 
     Idempotent: when a session with ``finished.session_id`` already exists
@@ -367,7 +367,7 @@ async def save_finished_room(
                 db.add(recording)
             await db.flush()
             for user_id in dict.fromkeys(p.user_id for p in finished.players):
-                await refresh_progress(db, user_id)  # XP, streaks, achievements
+                await refresh_after_commit(db, user_id)  # XP, streaks, achievements
     except IntegrityError:
         async with sessionmaker() as db:
             if await db.get(PracticeSession, finished.session_id) is not None:
