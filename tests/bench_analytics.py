@@ -254,7 +254,7 @@ async def measure(url: str, database: Path, n_logs: int, runs: int) -> list[tupl
                     [await timed(http, "GET", url + path, headers) for _ in range(runs)],
                 )
             )
-        rows.append(("POST /api/practice/logs (write + progress refresh)", writes))
+        rows.append(("POST /api/practice/logs (the write; progress follows its commit)", writes))
     return rows
 
 
