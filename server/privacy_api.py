@@ -20,11 +20,11 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from server import progress_refresh
 from server.api import _caller, error, json_response
 from server.auth import TokenError, bearer_token, verify_token
 from server.keys import SECRET, SESSIONMAKER
 from server.privacy import export_user, export_zip, is_deactivated
-from server.progress_refresh import REFRESHER_KEY
 
 routes = web.RouteTableDef()
 
@@ -36,9 +36,7 @@ async def export_data(request: web.Request) -> web.Response:
     kind = request.rel_url.query.get("format", "zip")
     if kind not in ("zip", "json"):
         raise error(400, "invalid_value", "format must be zip or json")
-    refresher = request.app.get(REFRESHER_KEY)
-    if refresher is not None:  # the export's progress includes the latest writes
-        await refresher.settle(user_id)
+    await progress_refresh.settle(request.app, user_id)  # progress of the latest writes
     async with request.app[SESSIONMAKER]() as db:
         try:
             data, files = await export_user(db, user_id)

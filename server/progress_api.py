@@ -42,11 +42,11 @@ from sqlalchemy import delete, func, select
 from rooms import progress as rules
 from rooms.errors import RoomError
 from server import analytics_store as store
+from server import progress_refresh
 from server import progress_store as ps
 from server.api import _caller, _json_body, json_response
 from server.db.models import PracticeLog, SheetMusic, StarredPiece, User, UserAchievement
 from server.keys import SESSIONMAKER
-from server.progress_refresh import REFRESHER_KEY
 from server.schemas import _Strict, parse
 
 routes = web.RouteTableDef()
@@ -70,9 +70,7 @@ def handler(fn):
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         request["user_id"] = _caller(request)["sub"]
-        refresher = request.app.get(REFRESHER_KEY)
-        if refresher is not None:  # the caller's latest writes first
-            await refresher.settle(request["user_id"])
+        await progress_refresh.settle(request.app, request["user_id"])  # latest writes first
         try:
             return await fn(request)
         except RoomError as exc:

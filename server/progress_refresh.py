@@ -111,3 +111,10 @@ def install(sessionmaker: async_sessionmaker[AsyncSession]) -> ProgressRefresher
     refresher = ProgressRefresher(sessionmaker)
     sessionmaker.configure(info={REFRESHER: refresher})
     return refresher
+
+
+async def settle(app: web.Application, user_id: str) -> None:
+    """Wait for ``user_id``'s pending refresh on ``app``'s refresher, if it has one."""
+    refresher = app.get(REFRESHER_KEY)
+    if refresher is not None:
+        await refresher.settle(user_id)
