@@ -148,7 +148,13 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(library_api.routes)
     app.add_routes(routes)
     for feature in (
-        auth_api, sync_api, logbook_api, lobby_api, privacy_api, progress_api, analytics_api
+        auth_api,
+        sync_api,
+        logbook_api,
+        lobby_api,
+        privacy_api,
+        progress_api,
+        analytics_api,
     ):
         app.add_routes(feature.routes)
     # Observability and the API description: correlation ids, /metrics, /livez, /readyz,

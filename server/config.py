@@ -88,9 +88,7 @@ class Settings:
         ),
         metadata={"help": "Content-Security-Policy header ('' leaves it out)"},
     )
-    referrer_policy: str = field(
-        default="no-referrer", metadata={"help": "Referrer-Policy header"}
-    )
+    referrer_policy: str = field(default="no-referrer", metadata={"help": "Referrer-Policy header"})
     permissions_policy: str = field(
         default="midi=(self), camera=(), microphone=(), geolocation=()",
         metadata={"help": "Permissions-Policy header ('' leaves it out)"},

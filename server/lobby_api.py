@@ -50,8 +50,7 @@ async def piece_notes(request: web.Request) -> web.Response:
         {
             "name": part.name,
             "notes": [
-                [round(n.onset_s, 4), round(n.offset_s, 4), n.pitch, n.velocity]
-                for n in part.notes
+                [round(n.onset_s, 4), round(n.offset_s, 4), n.pitch, n.velocity] for n in part.notes
             ],
         }
         for part in piece.parts

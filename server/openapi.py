@@ -292,6 +292,8 @@ def model_query(model: type[BaseModel]) -> tuple[Query, ...]:
             schema["default"] = prop["default"]
         out.append(Query(name, description=prop.get("description", ""), schema=schema))
     return tuple(out)
+
+
 PAGE = (
     Query("limit", schema={"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX,
                            "default": LIST_LIMIT}),

@@ -123,9 +123,7 @@ async def test_a_dense_rag_passes_the_note_quota_and_a_flood_does_not(fresh_serv
     assert health(server.url)["rejections"] == {"notes": 1}
     with urllib.request.urlopen(server.url + "/metrics", timeout=10) as resp:
         exposition = resp.read().decode()
-    assert (
-        'tutti_rate_limit_rejections_total{kind="notes",scope="connection"} 1.0' in exposition
-    )
+    assert 'tutti_rate_limit_rejections_total{kind="notes",scope="connection"} 1.0' in exposition
     await asyncio.sleep(error["retry_after"] + 0.1)
     ack = await flooder.sio.call(
         "note",

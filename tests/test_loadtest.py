@@ -35,8 +35,9 @@ EXPECTED = [
 ]
 
 
-def run_locust(url: str, csv_prefix: Path, *extra: str, users: int = 10, seconds: int = 20
-               ) -> subprocess.CompletedProcess:
+def run_locust(
+    url: str, csv_prefix: Path, *extra: str, users: int = 10, seconds: int = 20
+) -> subprocess.CompletedProcess:
     args = [
         sys.executable, "-m", "locust",
         "-f", str(LOCUSTFILE),
@@ -50,9 +51,7 @@ def run_locust(url: str, csv_prefix: Path, *extra: str, users: int = 10, seconds
         "--csv", str(csv_prefix),
         *extra,
     ]  # fmt: skip
-    return subprocess.run(
-        args, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60
-    )
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
 
 
 def stats(csv_prefix: Path) -> dict[tuple[str, str], dict[str, str]]:

@@ -143,7 +143,9 @@ def test_another_chorale_with_repeats() -> None:
     assert piece.part_names == ["Soprano", "Alto", "Tenor", "Bass"]
     assert piece.bpm == pytest.approx(120.0)  # "animato", quarter = 120
     for part, (_, notes) in zip(piece.parts, expected, strict=True):
-        assert [(n.onset_beat, n.pitch) for n in part.notes] == pytest.approx(notes)
+        # pytest.approx takes flat sequences only (pytest 9.2): compare field by field.
+        assert [n.onset_beat for n in part.notes] == pytest.approx([b for b, _ in notes])
+        assert [n.pitch for n in part.notes] == [p for _, p in notes]
     # The repeat is played twice in MIDI: more notes than in the written score.
     assert [len(p.notes) for p in piece.parts] == [70, 68, 79, 75]
 
@@ -161,7 +163,9 @@ def test_piano_piece_with_tempo_change(rag_midi: bytes) -> None:
     changes = [(c.tick, c.us_per_beat) for c in piece.tempo_map.changes]
     assert changes == [(0, 600_000), (7560, 500_000)]
     for part, (_, notes) in zip(piece.parts, expected, strict=True):
-        assert [(n.onset_beat, n.pitch) for n in part.notes] == pytest.approx(notes)
+        # pytest.approx takes flat sequences only (pytest 9.2): compare field by field.
+        assert [n.onset_beat for n in part.notes] == pytest.approx([b for b, _ in notes])
+        assert [n.pitch for n in part.notes] == [p for _, p in notes]
     # 0.75 beat at 100 BPM, then 120 BPM.
     for note in piece.parts[0].notes:
         assert note.onset_s == pytest.approx(0.45 + (note.onset_beat - 0.75) * 0.5)

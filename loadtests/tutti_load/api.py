@@ -41,8 +41,9 @@ class ApiUser(TuttiUser):
         self.pieces: list[str] = []
 
     def _request(self, method: str, path: str, name: str, expect: int, **kwargs):
-        with self.client.request(method, path, name=name, headers=self.auth,
-                                 catch_response=True, **kwargs) as resp:
+        with self.client.request(
+            method, path, name=name, headers=self.auth, catch_response=True, **kwargs
+        ) as resp:
             if resp.status_code != expect:
                 resp.failure(f"{resp.status_code}: {resp.text[:200]}")
                 return None
@@ -59,8 +60,9 @@ class ApiUser(TuttiUser):
             "self_rating": random.randint(1, 5),
             "notes": "locust quick log",
         }
-        row = self._request("POST", "/api/practice/quick-log", "/api/practice/quick-log", 201,
-                            json=body)
+        row = self._request(
+            "POST", "/api/practice/quick-log", "/api/practice/quick-log", 201, json=body
+        )
         if row is not None:
             self.logs.append(row["id"])
 
@@ -73,16 +75,24 @@ class ApiUser(TuttiUser):
     @task(2)
     def get_log(self) -> None:
         if self.logs:
-            self._request("GET", f"/api/practice/logs/{random.choice(self.logs)}",
-                          "/api/practice/logs/{id}", 200)
+            self._request(
+                "GET",
+                f"/api/practice/logs/{random.choice(self.logs)}",
+                "/api/practice/logs/{id}",
+                200,
+            )
 
     @tag("rest")
     @task
     def patch_log(self) -> None:
         if self.logs:
-            self._request("PATCH", f"/api/practice/logs/{random.choice(self.logs)}",
-                          "/api/practice/logs/{id} [PATCH]", 200,
-                          json={"self_rating": random.randint(1, 5)})
+            self._request(
+                "PATCH",
+                f"/api/practice/logs/{random.choice(self.logs)}",
+                "/api/practice/logs/{id} [PATCH]",
+                200,
+                json={"self_rating": random.randint(1, 5)},
+            )
 
     @tag("rest", "save")
     @task
@@ -94,8 +104,9 @@ class ApiUser(TuttiUser):
             "duration_seconds": 1800.0,
             "work_title": "Chorale BWV 66.6",
         }
-        row = self._request("POST", "/api/practice/logs", "/api/practice/logs [POST]", 201,
-                            json=body)
+        row = self._request(
+            "POST", "/api/practice/logs", "/api/practice/logs [POST]", 201, json=body
+        )
         if row is not None:
             self.logs.append(row["id"])
 
@@ -103,15 +114,23 @@ class ApiUser(TuttiUser):
     @task
     def practice_timer(self) -> None:
         if self.timer is None:
-            row = self._request("POST", "/api/practice/sessions/start",
-                                "/api/practice/sessions/start", 201,
-                                json={"activity_type": random.choice(ACTIVITIES)})
+            row = self._request(
+                "POST",
+                "/api/practice/sessions/start",
+                "/api/practice/sessions/start",
+                201,
+                json={"activity_type": random.choice(ACTIVITIES)},
+            )
             self.timer = row["id"] if row is not None else None
         else:
             timer, self.timer = self.timer, None
-            self._request("POST", f"/api/practice/sessions/{timer}/end",
-                          "/api/practice/sessions/{id}/end", 200,
-                          json={"self_rating": random.randint(1, 5)})
+            self._request(
+                "POST",
+                f"/api/practice/sessions/{timer}/end",
+                "/api/practice/sessions/{id}/end",
+                200,
+                json={"self_rating": random.randint(1, 5)},
+            )
 
     @tag("rest")
     @task
@@ -122,8 +141,13 @@ class ApiUser(TuttiUser):
     @task
     def goals(self) -> None:
         if random.random() < 0.5:
-            self._request("POST", "/api/goals", "/api/goals [POST]", 201,
-                          json={"title": f"Goal {uuid.uuid4().hex[:6]}", "progress": 10.0})
+            self._request(
+                "POST",
+                "/api/goals",
+                "/api/goals [POST]",
+                201,
+                json={"title": f"Goal {uuid.uuid4().hex[:6]}", "progress": 10.0},
+            )
         else:
             self._request("GET", "/api/goals", "/api/goals", 200)
 
@@ -150,5 +174,6 @@ class ApiUser(TuttiUser):
     @task
     def get_piece(self) -> None:
         if self.pieces:
-            self._request("GET", f"/api/pieces/{random.choice(self.pieces)}",
-                          "/api/pieces/{id}", 200)
+            self._request(
+                "GET", f"/api/pieces/{random.choice(self.pieces)}", "/api/pieces/{id}", 200
+            )

@@ -104,9 +104,7 @@ class DevicePracticer(TuttiUser):
             while True:
                 start = time.perf_counter()
                 try:
-                    answer = device.conn.call(
-                        "sync:pull", {"cursor": device.cursor, "limit": 500}
-                    )
+                    answer = device.conn.call("sync:pull", {"cursor": device.cursor, "limit": 500})
                 except Exception as exc:
                     device.conn.fire("sync", "sync:pull", start, exc)
                     return
@@ -164,9 +162,15 @@ class DevicePracticer(TuttiUser):
         for version, pending in list(self.pending.items()):
             if now - pending.sent > self.timeout_s:
                 del self.pending[version]
-                self.report("check", "sync changes lost", 0.0, Lost(
-                    f"{len(pending.waiting)} device(s) had not pulled version {version} "
-                    f"{self.timeout_s:g} s after its push"))
+                self.report(
+                    "check",
+                    "sync changes lost",
+                    0.0,
+                    Lost(
+                        f"{len(pending.waiting)} device(s) had not pulled version {version} "
+                        f"{self.timeout_s:g} s after its push"
+                    ),
+                )
 
     # -- what the musician does ------------------------------------------------------------
 
@@ -189,23 +193,33 @@ class DevicePracticer(TuttiUser):
                 "start_time": start.isoformat(),
                 "duration_seconds": minutes * 60.0,
             }
-            if self._push(device, {"entity": "logbook_entry", "op": "put", "id": row_id,
-                                   "fields": fields}):
+            if self._push(
+                device, {"entity": "logbook_entry", "op": "put", "id": row_id, "fields": fields}
+            ):
                 self.entries.append(row_id)
         elif roll < 0.75:
-            fields = {"notes": f"felt better at {random.randint(60, 120)} BPM "
-                               f"({uuid.uuid4().hex[:6]})", "self_rating": random.randint(1, 5)}
-            self._push(device, {"entity": "logbook_entry", "op": "put",
-                                "id": random.choice(self.entries), "fields": fields})
+            fields = {
+                "notes": f"felt better at {random.randint(60, 120)} BPM ({uuid.uuid4().hex[:6]})",
+                "self_rating": random.randint(1, 5),
+            }
+            self._push(
+                device,
+                {
+                    "entity": "logbook_entry",
+                    "op": "put",
+                    "id": random.choice(self.entries),
+                    "fields": fields,
+                },
+            )
         elif roll < 0.9:
             if self.goal is None:
                 self.goal = uuid.uuid4().hex
                 fields = {"title": "Play the chorale at tempo", "progress": 0.0}
             else:
-                fields = {"progress": float(random.randint(0, 100)),
-                          "notes": uuid.uuid4().hex[:8]}
+                fields = {"progress": float(random.randint(0, 100)), "notes": uuid.uuid4().hex[:8]}
             self._push(device, {"entity": "goal", "op": "put", "id": self.goal, "fields": fields})
         else:
             row_id = self.entries.pop(random.randrange(len(self.entries)))
-            self._push(device, {"entity": "logbook_entry", "op": "delete", "id": row_id,
-                                "fields": {}})
+            self._push(
+                device, {"entity": "logbook_entry", "op": "delete", "id": row_id, "fields": {}}
+            )

@@ -215,8 +215,9 @@ class DuetPlayer(TuttiUser):
     def _play(self, group: Group) -> None:
         """Send each group of planned events when due (on the server clock)."""
         start_at = self.started["start_at"]
-        plan = self.piece.plan(self.part, self.started["tempo_bpm"], self.jitter_ms,
-                               seed=random.randrange(2**31))
+        plan = self.piece.plan(
+            self.part, self.started["tempo_bpm"], self.jitter_ms, seed=random.randrange(2**31)
+        )
         for events in plan:
             t_ms = events[0].t_ms
             if self.play_s and t_ms > self.play_s * 1000.0:
@@ -228,8 +229,7 @@ class DuetPlayer(TuttiUser):
 
     def _send(self, group: Group, events) -> bool:
         t = self.conn.server_now()
-        notes = [{"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": t}
-                 for e in events]
+        notes = [{"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": t} for e in events]
         if len(notes) == 1:
             name, payload = "note", {"room_id": self.room_id, **notes[0]}
         else:
@@ -288,6 +288,12 @@ class DuetPlayer(TuttiUser):
             lost = sent - got
             self.report("check", "notes delivered", 0.0, length=len(sent & got))
             if lost:
-                self.report("check", "notes lost", 0.0, Lost(
-                    f"{len(lost)} of {len(sent)} notes from a partner never arrived "
-                    f"(seqs {sorted(lost)[:5]})"))
+                self.report(
+                    "check",
+                    "notes lost",
+                    0.0,
+                    Lost(
+                        f"{len(lost)} of {len(sent)} notes from a partner never arrived "
+                        f"(seqs {sorted(lost)[:5]})"
+                    ),
+                )

@@ -37,13 +37,15 @@ class RoomPiece:
     def id(self) -> str:
         return self.info["id"]
 
-    def plan(self, part: str, room_bpm: float, jitter_ms: float, seed: int
-             ) -> list[list[PlannedEvent]]:
+    def plan(
+        self, part: str, room_bpm: float, jitter_ms: float, seed: int
+    ) -> list[list[PlannedEvent]]:
         """``part``'s note-ons and -offs in ms from ``start_at`` at ``room_bpm``, grouped by
         the moment they are due (a chord, or an off with the next on, is one group)."""
         time_scale = self.info["tempo_bpm"] / room_bpm  # room seconds per file second
-        events = humanize(self.piece.part(part).notes, time_scale=time_scale,
-                          jitter_ms=jitter_ms, seed=seed)
+        events = humanize(
+            self.piece.part(part).notes, time_scale=time_scale, jitter_ms=jitter_ms, seed=seed
+        )
         return [list(g) for _, g in groupby(events, key=lambda e: round(e.t_ms, 1))]
 
 
@@ -90,8 +92,10 @@ def _choose(user, wanted: str, parts_needed: int) -> RoomPiece:
             raise NoPiece(f"importing the bundled chorale answered {resp.status_code}")
         info = resp.json()
     if len(info["parts"]) < parts_needed:
-        raise NoPiece(f"{info['title']!r} has {len(info['parts'])} parts, "
-                      f"rooms of {parts_needed} need as many")
+        raise NoPiece(
+            f"{info['title']!r} has {len(info['parts'])} parts, "
+            f"rooms of {parts_needed} need as many"
+        )
     midi = client.get(f"/api/pieces/{info['id']}/midi", name="/api/pieces/{id}/midi").content
     piece = load_midi(midi, title=info["title"])
     if info.get("split_pitch") is not None:

@@ -48,8 +48,9 @@ class Reporter:
     environment: Any
     user_id: str | None = None
 
-    def report(self, kind: str, name: str, ms: float, exc: BaseException | None = None,
-               length: int = 0) -> None:
+    def report(
+        self, kind: str, name: str, ms: float, exc: BaseException | None = None, length: int = 0
+    ) -> None:
         self.environment.events.request.fire(
             request_type=kind,
             name=name,
@@ -67,8 +68,14 @@ class Reporter:
 class Connection(Reporter):
     """One Socket.IO connection with its own clock estimate (one device)."""
 
-    def __init__(self, user: HttpUser, token: str, device_id: str, device_name: str,
-                 handlers: dict[str, Callable[[Any], None]]) -> None:
+    def __init__(
+        self,
+        user: HttpUser,
+        token: str,
+        device_id: str,
+        device_name: str,
+        handlers: dict[str, Callable[[Any], None]],
+    ) -> None:
         self.environment = user.environment
         self.user_id = getattr(user, "user_id", None)
         self.host = user.host
@@ -180,6 +187,7 @@ class TuttiUser(Reporter, HttpUser):
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def connection(self, handlers: dict[str, Callable[[Any], None]], device: str = "locust"
-                   ) -> Connection:
+    def connection(
+        self, handlers: dict[str, Callable[[Any], None]], device: str = "locust"
+    ) -> Connection:
         return Connection(self, self.token, uuid.uuid4().hex[:12], device, handlers)

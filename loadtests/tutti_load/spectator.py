@@ -108,6 +108,12 @@ class Spectator(TuttiUser):
         missing = set(range(min(self.seqs), max(self.seqs) + 1)) - self.seqs
         self.report("check", "spectator notes delivered", 0.0, length=len(self.seqs))
         if missing:
-            self.report("check", "spectator notes lost", 0.0, Lost(
-                f"{len(missing)} note seqs missing between {min(self.seqs)} and "
-                f"{max(self.seqs)}: {sorted(missing)[:5]}"))
+            self.report(
+                "check",
+                "spectator notes lost",
+                0.0,
+                Lost(
+                    f"{len(missing)} note seqs missing between {min(self.seqs)} and "
+                    f"{max(self.seqs)}: {sorted(missing)[:5]}"
+                ),
+            )
