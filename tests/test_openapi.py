@@ -72,8 +72,6 @@ def api(tmp_path_factory):
     proc.stop()
 
 
-
-
 def test_every_api_route_is_documented(tmp_path):
     app = create_app(Settings(data_dir=str(tmp_path), dev=True))
     routed = set()
