@@ -11,30 +11,7 @@ import socketio
 from aiohttp import web
 
 from rooms.room import RoomSettings
-from server import (
-    analytics_api,
-    auth_api,
-    codec,
-    events,
-    guard,
-    health,
-    library_api,
-    lobby_api,
-    logbook_api,
-    logs,
-    metrics,
-    openapi,
-    privacy_api,
-    progress_api,
-    progress_refresh,
-    sync_api,
-    sync_events,
-)
-from server.api import routes
-from server.config import Settings
-from server.db.engine import make_engine, make_sessionmaker, upgrade_database
-from server.fanout import RoomChannelManager
-from server.keys import (
+from server.appkeys import (
     MANAGER,
     PRESENCE,
     PRIVACY_BUS,
@@ -44,15 +21,31 @@ from server.keys import (
     SIO,
     SYNC,
 )
-from server.pieces import PieceLibrary
-from server.presence import make_presence
-from server.privacy import PrivacyBus, purge_loop
-from server.ratelimit import RateLimiter, rest_middleware
-from server.room_directory import RoomDirectory
-from server.room_manager import RoomManager
-from server.security import headers_middleware, json_too_large, socketio_cors
-from server.sio_manager import LocalManager
-from server.sync import SyncService
+from server.config import Settings
+from server.db.engine import make_engine, make_sessionmaker, upgrade_database
+from server.observability import logs, metrics
+from server.realtime import codec, events, guard, sync_events
+from server.realtime.fanout import RoomChannelManager
+from server.realtime.presence import make_presence
+from server.realtime.room_directory import RoomDirectory
+from server.realtime.room_manager import RoomManager
+from server.realtime.sio_manager import LocalManager
+from server.rest import analytics as analytics_api
+from server.rest import auth as auth_api
+from server.rest import health, openapi
+from server.rest import library as library_api
+from server.rest import lobby as lobby_api
+from server.rest import logbook as logbook_api
+from server.rest import privacy as privacy_api
+from server.rest import progress as progress_api
+from server.rest import sync as sync_api
+from server.rest.api import routes
+from server.rest.ratelimit import RateLimiter, rest_middleware
+from server.rest.security import headers_middleware, json_too_large, socketio_cors
+from server.services import progress_refresh
+from server.services.pieces import PieceLibrary
+from server.services.privacy import PrivacyBus, purge_loop
+from server.services.sync import SyncService
 
 log = logging.getLogger("tutti")
 PURGE_TASK: web.AppKey[asyncio.Task] = web.AppKey("purge_task")
@@ -95,7 +88,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     engine = make_engine(settings.resolved_database_url())
     sessionmaker = make_sessionmaker(engine)
-    # Progress is recomputed after each log write commits (server/progress_refresh.py).
+    # Progress is recomputed after each log write commits (server/services/progress_refresh.py).
     progress_refresher = progress_refresh.install(sessionmaker)
     client_manager: socketio.AsyncManager = LocalManager()
     if settings.redis_url:
@@ -109,14 +102,14 @@ def create_app(settings: Settings) -> web.Application:
         async_mode="aiohttp",
         cors_allowed_origins=socketio_cors(settings),
         json=codec,
-        serializer=codec.Packet,  # a cheaper binary check (server/codec.py)
+        serializer=codec.Packet,  # a cheaper binary check (server/realtime/codec.py)
         client_manager=client_manager,
         max_http_buffer_size=settings.max_socket_payload_bytes,
     )
     sio.attach(app, socketio_path="socket.io")
     presence = make_presence(settings, sio)
     sync = SyncService(sessionmaker, sio)
-    # Several processes: rooms are shared through Redis (server/room_directory.py).
+    # Several processes: rooms are shared through Redis (server/realtime/room_directory.py).
     directory = RoomDirectory(settings.redis_url) if settings.redis_url else None
     manager = RoomManager(
         sio,
@@ -144,7 +137,7 @@ def create_app(settings: Settings) -> web.Application:
     app[progress_refresh.REFRESHER_KEY] = progress_refresher
     app[SYNC] = sync
     app[PRESENCE] = presence
-    # Before server.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
+    # Before server.rest.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
     app.add_routes(library_api.routes)
     app.add_routes(routes)
     for feature in (
@@ -158,7 +151,7 @@ def create_app(settings: Settings) -> web.Application:
     ):
         app.add_routes(feature.routes)
     # Observability and the API description: correlation ids, /metrics, /livez, /readyz,
-    # /api/openapi.json (server/logs.py, metrics.py, health.py, openapi.py).
+    # /api/openapi.json (server/observability/logs.py, metrics.py, health.py, openapi.py).
     logs.install(app, sio)
     metrics.install(app, manager=manager, engine=engine)
     health.install(app)

@@ -17,9 +17,9 @@ DB_SETTINGS = ["data_dir", "database_url", "log_level"]
 
 
 def _configure_logging(level: str, fmt: str = "text") -> None:
-    from server.logs import configure
+    from server.observability.logs import configure
 
-    configure(level, fmt)  # server/logs.py: JSON lines or text, with correlation ids
+    configure(level, fmt)  # server/observability/logs.py: JSON lines or text, with correlation ids
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -43,7 +43,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         logging.getLogger("tutti").info(listening)
     else:
         print(listening, flush=True)
-    from server.logs import AccessLogger
+    from server.observability.logs import AccessLogger
 
     web.run_app(
         app,
@@ -61,7 +61,7 @@ def cmd_users_purge(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from server.db.engine import make_engine, make_sessionmaker, upgrade_database
-    from server.privacy import purge_due
+    from server.services.privacy import purge_due
 
     now = None
     if args.now:
@@ -92,7 +92,7 @@ def cmd_users_purge(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_pieces_import(settings: Settings, args: argparse.Namespace) -> int:
-    from server.pieces_import import import_files
+    from server.services.pieces_import import import_files
 
     if args.title and len(args.files) > 1:
         print("--title applies to one file; give one file or leave --title out", file=sys.stderr)
@@ -113,7 +113,7 @@ def cmd_pieces_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_pieces_generate(settings: Settings, args: argparse.Namespace) -> int:
     from rooms.generate import GenerateError, Request
-    from server.pieces_import import generate_piece
+    from server.services.pieces_import import generate_piece
 
     try:
         request = Request(
@@ -132,9 +132,9 @@ def cmd_pieces_generate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
-    from server.bot import Style, run_bot
-    from server.client import TuttiError
-    from server.demo import results_table
+    from server.clients.bot import Style, run_bot
+    from server.clients.demo import results_table
+    from server.clients.room_client import TuttiError
 
     style = Style(
         jitter_ms=args.jitter_ms,
@@ -164,7 +164,7 @@ def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     import dataclasses
 
-    from server.demo import main
+    from server.clients.demo import main
 
     # The demo's own server is a throwaway: dev mode (an ephemeral secret key).
     return main(dataclasses.replace(settings, dev=True), args.url, args.tempo)

@@ -23,17 +23,17 @@ class Settings:
     ``database_url`` defaults to a SQLite file ``tutti.db`` in ``data_dir``;
     ``redis_url`` empty means in-process pub/sub (one process). ``fanout``
     picks the cross-process manager with Redis: ``rooms`` (ours, a channel per
-    room, :mod:`server.fanout`) or ``stock`` (python-socketio's
+    room, :mod:`server.realtime.fanout`) or ``stock`` (python-socketio's
     ``AsyncRedisManager``, one channel for everything; kept for comparison).
     ``secret_key`` signs access tokens and must be set unless ``dev`` (then
     an ephemeral key is made; see :meth:`resolved_secret_key`). Security
-    headers and CORS: :mod:`server.security`; rate limits and caps:
-    :mod:`server.ratelimit`, :mod:`server.guard`; the purge:
-    :mod:`server.privacy`.
+    headers and CORS: :mod:`server.rest.security`; rate limits and caps:
+    :mod:`server.rest.ratelimit`, :mod:`server.realtime.guard`; the purge:
+    :mod:`server.services.privacy`.
     ``token_ttl_s`` is the lifetime of guest access tokens,
     ``access_token_ttl_s`` that of account access tokens (refreshable).
     Login mail goes through ``smtp_host`` when set, else into
-    ``data_dir/outbox`` (see :mod:`server.mailer`); login links point at
+    ``data_dir/outbox`` (see :mod:`server.services.mailer`); login links point at
     ``public_url`` (see :meth:`resolved_public_url`).
     """
 
@@ -72,7 +72,7 @@ class Settings:
     smtp_starttls: bool = field(
         default=True, metadata={"help": "require STARTTLS (false: plain SMTP)"}
     )
-    # -- security (server/security.py) ---------------------------------------------------
+    # -- security (server/rest/security.py) ---------------------------------------------------
     dev: bool = field(
         default=False, metadata={"help": "dev mode: an ephemeral secret key when none is set"}
     )
@@ -96,7 +96,7 @@ class Settings:
     hsts_max_age_s: int = field(
         default=0, metadata={"help": "Strict-Transport-Security max-age, s (0: no header)"}
     )
-    # -- limits (server/ratelimit.py, server/guard.py) -------------------------------------
+    # -- limits (server/rest/ratelimit.py, server/realtime/guard.py) -------------------------
     rate_limit_rest_user: str = field(
         default="300/second;6000/minute", metadata={"help": "REST requests per user ('' off)"}
     )
@@ -122,7 +122,7 @@ class Settings:
     trust_forwarded_for: bool = field(
         default=False, metadata={"help": "take the client IP from X-Forwarded-For (behind a proxy)"}
     )
-    # -- privacy (server/privacy.py) --------------------------------------------------------
+    # -- privacy (server/services/privacy.py) -------------------------------------------
     purge_after_days: float = field(
         default=30.0, metadata={"help": "days from DELETE /api/users/me to the purge"}
     )

@@ -21,7 +21,7 @@ names follow :data:`NAMING_CONVENTION` so that Alembic batch migrations on
 SQLite can address them.
 
 The Alembic migration ``server/migrations/versions/0001_initial.py`` must
-create exactly this schema; ``tests/test_persistence.py`` compares them.
+create exactly this schema; ``tests/e2e/test_persistence.py`` compares them.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class User(Base):
     time_zone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    # Set by DELETE /api/users/me: refused everywhere, purged later (server/privacy.py).
+    # Set by DELETE /api/users/me: refused everywhere, purged later (server/services/privacy.py).
     deactivated_at: Mapped[datetime | None] = mapped_column(index=True)
 
     def __repr__(self) -> str:
@@ -145,7 +145,7 @@ class SheetMusic(Base):
     (right hand ≥ ``split_pitch``). ``midi_data`` is deferred: it is only
     loaded when asked for.
 
-    Library metadata (``0003``, see :mod:`server.library`): ``key_name`` the
+    Library metadata (``0003``, see :mod:`server.services.library`): ``key_name`` the
     Krumhansl–Schmuckler key (``"F# minor"``), ``analysis`` the JSON of
     :meth:`rooms.analysis.Analysis.to_json` (features, key, chords per beat),
     ``instrument`` (``"piano"``, ``"strings"``… from the General MIDI program
@@ -207,7 +207,7 @@ class PracticeSession(Base):
     )
     piece_title: Mapped[str | None] = mapped_column(String(300))
     tempo_bpm: Mapped[float] = mapped_column(Float)
-    # None once the host's account was purged (server/privacy.py).
+    # None once the host's account was purged (server/services/privacy.py).
     host_user_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), ForeignKey("users.id"))
     start_time: Mapped[datetime] = mapped_column()
     end_time: Mapped[datetime] = mapped_column()
@@ -467,7 +467,7 @@ class UserPreferences(Base):
 class UserProgress(Base):
     """A user's progress summary, recomputed from the live logbook in the same
     transaction as every change of the user's practice logs (see
-    :mod:`rooms.progress` for the rules and :mod:`server.progress_store`).
+    :mod:`rooms.progress` for the rules and :mod:`server.services.progress`).
 
     ``xp`` total experience points, ``level`` from it; ``sessions`` live logs,
     ``duets`` room logs with ≥ 2 players, ``total_seconds`` practice time (s);

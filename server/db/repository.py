@@ -38,7 +38,7 @@ from server.db.models import (
     new_id,
 )
 from server.db.versions import next_version
-from server.progress_refresh import refresh_after_commit
+from server.services.progress_refresh import refresh_after_commit
 
 if TYPE_CHECKING:
     from rooms.piece import Piece
@@ -330,7 +330,8 @@ async def save_finished_room(
     player (``activity_type`` ``"ensemble_reading"`` with ≥ 2 players, else
     ``"repertoire"``) and, when ``recording_midi`` is not empty, the
     ``session_recordings`` row, and recomputes each player's progress
-    (:func:`server.progress_refresh.refresh_after_commit`, after the commit). Either all of it is
+    (:func:`server.services.progress_refresh.refresh_after_commit`, after the commit).
+    Either all of it is
     written or none.
 
     Idempotent: when a session with ``finished.session_id`` already exists

@@ -1,0 +1,26 @@
+"""Typed keys of what the application factory puts on the aiohttp app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import socketio
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from server.config import Settings
+    from server.realtime.presence import PresenceService
+    from server.realtime.room_manager import RoomManager
+    from server.services.privacy import PrivacyBus
+    from server.services.sync import SyncService
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+SESSIONMAKER: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("sessionmaker")
+MANAGER: web.AppKey[RoomManager] = web.AppKey("manager")
+SECRET: web.AppKey[str] = web.AppKey("secret")
+SYNC: web.AppKey[SyncService] = web.AppKey("sync")
+PRESENCE: web.AppKey[PresenceService] = web.AppKey("presence")
+SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
+PRIVACY_BUS: web.AppKey[PrivacyBus] = web.AppKey("privacy_bus")

@@ -1,0 +1,74 @@
+"""Liveness and readiness probes (Kubernetes' ``/livez`` and ``/readyz`` conventions).
+
+* ``GET /livez`` → ``200 {"status": "ok"}`` while the process serves HTTP
+  at all (nothing else is checked: a failing dependency must not get the
+  process restarted).
+* ``GET /readyz`` → ``200 {"status": "ok", "checks": {"database": "ok",
+  "redis": "ok"}}`` when every dependency answers within
+  :data:`CHECK_TIMEOUT_S`; otherwise ``503 {"status": "unavailable",
+  "checks": {...}, "failed": [names]}`` where a failed check reads
+  ``"timeout"`` or ``"error: <exception type>: <message>"``. ``database``:
+  ``SELECT 1`` on the app's engine; ``redis`` (only with ``--redis-url``):
+  ``PING`` on the room directory's client. The checks run concurrently, so
+  the answer takes at most about :data:`CHECK_TIMEOUT_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiohttp import web
+from sqlalchemy import text
+
+from server.appkeys import MANAGER, SESSIONMAKER
+
+CHECK_TIMEOUT_S = 1.0
+
+
+async def livez(request: web.Request) -> web.Response:
+    return _json({"status": "ok"}, 200)
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = {"database": _database(request.app)}
+    directory = request.app[MANAGER].directory
+    if directory is not None:
+        checks["redis"] = directory.redis.ping()
+    names = list(checks)
+    outcomes = await asyncio.gather(*(_check(c) for c in checks.values()))
+    results = dict(zip(names, outcomes, strict=True))
+    failed = [name for name, outcome in results.items() if outcome != "ok"]
+    if failed:
+        return _json({"status": "unavailable", "checks": results, "failed": failed}, 503)
+    return _json({"status": "ok", "checks": results}, 200)
+
+
+async def _database(app: web.Application) -> None:
+    async with app[SESSIONMAKER]() as db:
+        await db.execute(text("SELECT 1"))
+
+
+async def _check(awaitable) -> str:
+    try:
+        await asyncio.wait_for(awaitable, CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return "timeout"
+    except Exception as exc:  # any failure means "not ready", named for the operator
+        return f"error: {type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+def _json(data: dict, status: int) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data),
+        status=status,
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def install(app: web.Application) -> None:
+    """Add ``/livez`` and ``/readyz`` to ``app``."""
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)

@@ -1,0 +1,60 @@
+"""REST routes of the sync protocol (the same semantics as :mod:`server.realtime.sync_events`).
+
+* ``POST /api/sync/push`` body ``{"client_id", "mutations"}`` →
+  ``200 {"last_mutation_id", "version"}`` (+ ``"error": {"code", "message",
+  "mutation_id"}`` when the push stopped early — still 200: the mutations
+  before it were applied, and the body says how far; see :mod:`server.services.sync`).
+  A refused envelope is ``400 {"error": {"code", "message"}}`` and changes
+  nothing.
+* ``GET /api/sync/pull?cursor=N&limit=M`` → ``200 {"changes", "cursor",
+  "has_more"}``; ``cursor`` an integer ≥ 0 (default 0), ``limit`` 1–1000
+  (default 500).
+
+Both need ``Authorization: Bearer TOKEN`` (guest tokens too).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rooms.errors import RoomError
+from server.appkeys import SYNC
+from server.rest.api import _caller, _json_body, error, json_response
+from server.services.schemas import parse
+from server.services.sync import PullIn, parse_push
+
+routes = web.RouteTableDef()
+
+
+def query_int(request: web.Request, name: str, default: int) -> int:
+    """An integer query parameter (``wrong_type`` when it is not one)."""
+    raw = request.rel_url.query.get(name)
+    if raw is None or raw == "":
+        return default
+    text = raw[1:] if raw.startswith("-") else raw
+    if not text.isdigit() or not text.isascii():
+        raise error(400, "wrong_type", f"{name} must be an integer")
+    return int(raw)
+
+
+@routes.post("/api/sync/push")
+async def push(request: web.Request) -> web.Response:
+    user_id = _caller(request)["sub"]
+    try:
+        body = parse_push(await _json_body(request))
+        answer = await request.app[SYNC].push(user_id, body)
+    except RoomError as exc:
+        raise error(401 if exc.code == "unknown_user" else 400, exc.code, exc.message) from None
+    return json_response(answer)
+
+
+@routes.get("/api/sync/pull")
+async def pull(request: web.Request) -> web.Response:
+    user_id = _caller(request)["sub"]
+    try:
+        cursor = query_int(request, "cursor", 0)
+        limit = query_int(request, "limit", PullIn.model_fields["limit"].default)
+        msg = parse(PullIn, {"cursor": cursor, "limit": limit})
+    except RoomError as exc:
+        raise error(400, exc.code, exc.message) from None
+    return json_response(await request.app[SYNC].pull(user_id, msg.cursor, msg.limit))
