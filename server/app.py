@@ -15,6 +15,7 @@ from server.appkeys import (
     MANAGER,
     PRESENCE,
     PRIVACY_BUS,
+    PROGRESS_REFRESHER,
     SECRET,
     SESSIONMAKER,
     SETTINGS,
@@ -134,7 +135,7 @@ def create_app(settings: Settings) -> web.Application:
     app[MANAGER] = manager
     app[SECRET] = secret
     app[SIO] = sio
-    app[progress_refresh.REFRESHER_KEY] = progress_refresher
+    app[PROGRESS_REFRESHER] = progress_refresher
     app[SYNC] = sync
     app[PRESENCE] = presence
     # Before server.rest.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from server.realtime.presence import PresenceService
     from server.realtime.room_manager import RoomManager
     from server.services.privacy import PrivacyBus
+    from server.services.progress_refresh import ProgressRefresher
     from server.services.sync import SyncService
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -24,3 +25,4 @@ SYNC: web.AppKey[SyncService] = web.AppKey("sync")
 PRESENCE: web.AppKey[PresenceService] = web.AppKey("presence")
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
 PRIVACY_BUS: web.AppKey[PrivacyBus] = web.AppKey("privacy_bus")
+PROGRESS_REFRESHER: web.AppKey[ProgressRefresher] = web.AppKey("progress_refresher")

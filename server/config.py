@@ -28,7 +28,7 @@ class Settings:
     ``secret_key`` signs access tokens and must be set unless ``dev`` (then
     an ephemeral key is made; see :meth:`resolved_secret_key`). Security
     headers and CORS: :mod:`server.rest.security`; rate limits and caps:
-    :mod:`server.rest.ratelimit`, :mod:`server.realtime.guard`; the purge:
+    :mod:`server.services.limits`, :mod:`server.realtime.guard`; the purge:
     :mod:`server.services.privacy`.
     ``token_ttl_s`` is the lifetime of guest access tokens,
     ``access_token_ttl_s`` that of account access tokens (refreshable).
@@ -96,7 +96,7 @@ class Settings:
     hsts_max_age_s: int = field(
         default=0, metadata={"help": "Strict-Transport-Security max-age, s (0: no header)"}
     )
-    # -- limits (server/rest/ratelimit.py, server/realtime/guard.py) -------------------------
+    # -- limits (server/services/limits.py, server/realtime/guard.py) -------------------------
     rate_limit_rest_user: str = field(
         default="300/second;6000/minute", metadata={"help": "REST requests per user ('' off)"}
     )

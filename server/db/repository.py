@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,6 @@ from server.db.models import (
     new_id,
 )
 from server.db.versions import next_version
-from server.services.progress_refresh import refresh_after_commit
 
 if TYPE_CHECKING:
     from rooms.piece import Piece
@@ -322,17 +322,19 @@ def _session_row(finished: FinishedRoom) -> PracticeSession:
 
 
 async def save_finished_room(
-    sessionmaker: async_sessionmaker[AsyncSession], finished: FinishedRoom
+    sessionmaker: async_sessionmaker[AsyncSession],
+    finished: FinishedRoom,
+    after_write: Callable[[AsyncSession, str], Awaitable[None]] | None = None,
 ) -> bool:
     """Persist a finished room in one transaction; ``True`` if written.
 
     Writes the ``practice_sessions`` row, one ``practice_logs`` row per
     player (``activity_type`` ``"ensemble_reading"`` with ≥ 2 players, else
     ``"repertoire"``) and, when ``recording_midi`` is not empty, the
-    ``session_recordings`` row, and recomputes each player's progress
-    (:func:`server.services.progress_refresh.refresh_after_commit`, after the commit).
-    Either all of it is
-    written or none.
+    ``session_recordings`` row, then awaits ``after_write(db, user_id)`` once per
+    player inside the transaction (the room service passes
+    :func:`server.services.progress_refresh.refresh_after_commit`: XP, streaks,
+    achievements after the commit). Either all of it is written or none.
 
     Idempotent: when a session with ``finished.session_id`` already exists
     (also when a concurrent save won the race) nothing is written and
@@ -367,8 +369,9 @@ async def save_finished_room(
             if recording is not None:
                 db.add(recording)
             await db.flush()
-            for user_id in dict.fromkeys(p.user_id for p in finished.players):
-                await refresh_after_commit(db, user_id)  # XP, streaks, achievements
+            if after_write is not None:
+                for user_id in dict.fromkeys(p.user_id for p in finished.players):
+                    await after_write(db, user_id)
     except IntegrityError:
         async with sessionmaker() as db:
             if await db.get(PracticeSession, finished.session_id) is not None:

@@ -8,7 +8,7 @@ theirs), so each event passes here first:
   ``account_deleted`` for a deactivated user's token and
   ``too_many_connections`` when the user already has
   ``max_connections_per_user`` connections on this process.
-* every event — the per-connection limits of :mod:`server.rest.ratelimit`:
+* every event — the per-connection limits of :mod:`server.services.limits`:
   ``note``/``notes`` take their events (a batch costs its length) from the
   note quota, every other event one from the event limit. Over a limit the
   ack is ``{"error": {"code": "rate_limited", "message", "retry_after"}}``
@@ -39,8 +39,8 @@ from aiohttp import web
 
 from rooms.errors import RoomError
 from server.config import Settings
-from server.rest.ratelimit import RateLimiter
 from server.services.auth import TokenError, verify_token
+from server.services.limits import RateLimiter
 from server.services.limits_counter import record_rejection
 from server.services.privacy import is_deactivated
 

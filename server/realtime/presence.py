@@ -105,7 +105,7 @@ def _sio_room(topic: str) -> str:
     """The Socket.IO room of ``topic``'s subscribers.
 
     ``user:{id}`` is also the name of the room of a user's devices
-    (:func:`server.realtime.room_manager.user_room`); ``room:{id}`` is room ``{id}``.
+    (:func:`server.services.sync.user_room`); ``room:{id}`` is room ``{id}``.
     """
     return topic.removeprefix("room:") if topic.startswith("room:") else topic
 

@@ -49,8 +49,9 @@ from server.realtime.presence import PresenceService
 from server.realtime.recovery import LocalStreams, RedisStreams
 from server.realtime.room_directory import RoomDirectory
 from server.services.pieces import PieceLibrary
+from server.services.progress_refresh import refresh_after_commit
 from server.services.schemas import RoomCreateIn, RoomJoinIn
-from server.services.sync import SyncService
+from server.services.sync import SyncService, user_room
 
 log = logging.getLogger("tutti.rooms")
 
@@ -63,11 +64,6 @@ GATHER_TIMEOUT_S = 2.0  # how long the finishing process waits for the others' p
 # moved this much, or this long after the last write (so a Redis restart is repaired soon).
 DUE_MIN_CHANGE_MS = 100.0
 DUE_REFRESH_S = 2.0
-
-
-def user_room(user_id: str) -> str:
-    """The Socket.IO room holding every connected device of ``user_id``."""
-    return f"user:{user_id}"
 
 
 def _status(room: Room, role: str) -> str:
@@ -576,7 +572,9 @@ class RoomManager:
     async def _save(self, finished) -> None:
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                await repository.save_finished_room(self.sessionmaker, finished)
+                await repository.save_finished_room(
+                    self.sessionmaker, finished, after_write=refresh_after_commit
+                )
                 return
             except Exception:  # the database may be briefly locked or away
                 log.exception("saving session %s failed (attempt %d)", finished.session_id, attempt)

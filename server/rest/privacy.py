@@ -20,7 +20,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from server.appkeys import SECRET, SESSIONMAKER
+from server.appkeys import PROGRESS_REFRESHER, SECRET, SESSIONMAKER
 from server.rest.api import _caller, error, json_response
 from server.services import progress_refresh
 from server.services.auth import TokenError, bearer_token, verify_token
@@ -36,7 +36,9 @@ async def export_data(request: web.Request) -> web.Response:
     kind = request.rel_url.query.get("format", "zip")
     if kind not in ("zip", "json"):
         raise error(400, "invalid_value", "format must be zip or json")
-    await progress_refresh.settle(request.app, user_id)  # progress of the latest writes
+    await progress_refresh.settle(
+        request.app.get(PROGRESS_REFRESHER), user_id
+    )  # progress of the latest writes
     async with request.app[SESSIONMAKER]() as db:
         try:
             data, files = await export_user(db, user_id)

@@ -41,7 +41,7 @@ from sqlalchemy import delete, func, select
 
 from rooms import progress as rules
 from rooms.errors import RoomError
-from server.appkeys import SESSIONMAKER
+from server.appkeys import PROGRESS_REFRESHER, SESSIONMAKER
 from server.db.models import PracticeLog, SheetMusic, StarredPiece, User, UserAchievement
 from server.rest.api import _caller, _json_body, json_response
 from server.services import analytics as store
@@ -70,7 +70,9 @@ def handler(fn):
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         request["user_id"] = _caller(request)["sub"]
-        await progress_refresh.settle(request.app, request["user_id"])  # latest writes first
+        await progress_refresh.settle(
+            request.app.get(PROGRESS_REFRESHER), request["user_id"]
+        )  # latest writes first
         try:
             return await fn(request)
         except RoomError as exc:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiohttp import web
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -103,9 +102,6 @@ def _rolled_back(session: Session) -> None:
     session.info.pop(PENDING, None)
 
 
-REFRESHER_KEY: web.AppKey[ProgressRefresher] = web.AppKey("progress_refresher", ProgressRefresher)
-
-
 def install(sessionmaker: async_sessionmaker[AsyncSession]) -> ProgressRefresher:
     """A refresher for the sessions ``sessionmaker`` makes from now on."""
     refresher = ProgressRefresher(sessionmaker)
@@ -113,8 +109,7 @@ def install(sessionmaker: async_sessionmaker[AsyncSession]) -> ProgressRefresher
     return refresher
 
 
-async def settle(app: web.Application, user_id: str) -> None:
-    """Wait for ``user_id``'s pending refresh on ``app``'s refresher, if it has one."""
-    refresher = app.get(REFRESHER_KEY)
+async def settle(refresher: ProgressRefresher | None, user_id: str) -> None:
+    """Wait for ``user_id``'s pending refresh on ``refresher``, if there is one."""
     if refresher is not None:
         await refresher.settle(user_id)

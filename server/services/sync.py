@@ -93,9 +93,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import socketio
 from pydantic import Field
 from sqlalchemy import literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
@@ -122,6 +121,9 @@ from server.services.logbook import (
     row_to_json,
 )
 from server.services.progress_refresh import refresh_after_commit
+
+if TYPE_CHECKING:
+    import socketio
 from server.services.schemas import _Strict, parse
 
 log = logging.getLogger("tutti.sync")
@@ -130,6 +132,11 @@ MAX_MUTATIONS = 100
 PULL_LIMIT = 500
 PULL_LIMIT_MAX = 1000
 MAX_MUTATION_ID = 2**53  # exact in every JSON client
+
+
+def user_room(user_id: str) -> str:
+    """The Socket.IO room holding every connected device of ``user_id``."""
+    return f"user:{user_id}"
 
 
 class PushIn(_Strict):
@@ -546,7 +553,6 @@ class SyncService:
         ``version`` is the version to announce (when one user); by default each
         user's current version is read. Called after the change committed.
         """
-        from server.realtime.room_manager import user_room  # room_manager imports this module
 
         for user_id in dict.fromkeys(user_ids):
             try:
