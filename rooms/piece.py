@@ -43,6 +43,7 @@ from itertools import pairwise
 
 import mido
 
+from rooms.errors import TuttiError
 from rooms.notes import Note
 
 DEFAULT_US_PER_BEAT = 500_000  # 120 BPM, the MIDI default
@@ -52,22 +53,17 @@ DEFAULT_TIME_SIGNATURE = (4, 4)
 # --------------------------------------------------------------------- errors
 
 
-class PieceError(ValueError):
+class PieceError(TuttiError, ValueError):
     """A MIDI file or a request about a piece cannot be handled.
 
-    ``code`` is a stable machine-readable string; ``str(error)`` is a message
-    for people that names the problem.
+    ``code`` is a stable machine-readable string (a subclass's, else
+    ``invalid_piece``); ``str(error)`` is a message for people that names the problem.
     """
 
     code = "invalid_piece"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+        super().__init__(code or type(self).code, message)
 
 
 class NotMidiError(PieceError):

@@ -41,6 +41,7 @@ from server.rest import privacy as privacy_api
 from server.rest import progress as progress_api
 from server.rest import sync as sync_api
 from server.rest.api import routes
+from server.rest.common import errors_middleware
 from server.rest.ratelimit import RateLimiter, rest_middleware
 from server.rest.security import headers_middleware, json_too_large, socketio_cors
 from server.services import progress_refresh
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> web.Application:
             json_too_large,
             rest_middleware(limiter, settings, secret),
             privacy_api.deactivated_middleware,
+            errors_middleware,  # innermost: a TuttiError a handler raised → its JSON answer
         ],
     )
     engine = make_engine(settings.resolved_database_url())

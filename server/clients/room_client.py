@@ -16,17 +16,16 @@ from typing import Any
 import aiohttp
 import socketio
 
+from rooms import errors
 from rooms.clock import ClockEstimator, ClockSample
 from server.realtime import codec
 
 
-class TuttiError(Exception):
-    """An error ack or refused connection; ``code`` is the server's error code."""
+class TuttiError(errors.TuttiError):
+    """An error ack or refused connection from the server; ``code`` is the server's error code."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 def local_ms() -> float:

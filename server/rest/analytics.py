@@ -48,7 +48,7 @@ from rooms import progress as rules
 from rooms.errors import RoomError
 from server.appkeys import SESSIONMAKER
 from server.db.models import PracticeLog, User
-from server.rest.api import json_response
+from server.rest.common import json_response
 from server.rest.progress import date_range, handler, request_zone
 from server.services import analytics as store
 from server.services import progress as ps

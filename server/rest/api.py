@@ -6,9 +6,7 @@ Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx status.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import orjson
 from aiohttp import web
 from sqlalchemy import text
 
@@ -17,66 +15,16 @@ from rooms.errors import RoomError
 from rooms.piece import PieceError
 from server.appkeys import MANAGER, SECRET, SESSIONMAKER, SETTINGS
 from server.db import repository
+from server.rest.common import caller as _caller
+from server.rest.common import error, json_response, read_limited
+from server.rest.common import json_body as _json_body
 from server.services import limits_counter
-from server.services.auth import TokenError, issue_token, verify_token
+from server.services.auth import issue_token
 from server.services.musicxml import MusicXMLUnavailable
 from server.services.pieces import load_piece_file
 from server.services.schemas import GuestIn, parse
 
 routes = web.RouteTableDef()
-
-
-class _PayloadTooLarge(web.HTTPClientError):
-    # aiohttp's HTTPRequestEntityTooLarge insists on writing its own text body.
-    status_code = 413
-
-
-_HTTP_ERRORS = {
-    400: web.HTTPBadRequest,
-    401: web.HTTPUnauthorized,
-    404: web.HTTPNotFound,
-    413: _PayloadTooLarge,
-    501: web.HTTPNotImplemented,
-}
-
-
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def error(status: int, code: str, message: str) -> web.HTTPException:
-    """An HTTP error with Tutti's JSON error body."""
-    body = orjson.dumps({"error": {"code": code, "message": message}})
-    return _HTTP_ERRORS[status](body=body, content_type="application/json")
-
-
-async def _json_body(request: web.Request) -> Any:
-    try:
-        return orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise error(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-
-
-async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
-    message = f"a MIDI upload may be at most {limit} bytes"
-    if request.content_length is not None and request.content_length > limit:
-        raise error(413, "too_large", message)
-    data = bytearray()
-    while chunk := await request.content.read(65536):
-        data += chunk
-        if len(data) > limit:
-            raise error(413, "too_large", message)
-    return bytes(data)
-
-
-def _caller(request: web.Request) -> dict:
-    header = request.headers.get("Authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else None
-    try:
-        return verify_token(request.app[SECRET], token)
-    except TokenError as exc:
-        raise error(401, exc.code, exc.message) from None
 
 
 @routes.post("/api/auth/guest")
@@ -133,7 +81,7 @@ async def add_piece(request: web.Request) -> web.Response:
     """
     caller = _caller(request)
     settings = request.app[SETTINGS]
-    data = await _read_limited(request, settings.max_upload_bytes)
+    data = await read_limited(request, settings.max_upload_bytes)
     query = request.rel_url.query
     split = query.get("split_hands", "false").lower()
     if split not in ("true", "false", "1", "0"):

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rooms.errors import RoomError
 from server.appkeys import MANAGER, SECRET, SESSIONMAKER, SETTINGS, SIO
+from server.rest.common import error, json_response
 from server.services import accounts
 from server.services.accounts import AccountError, UserInfo
 from server.services.auth import TokenError, bearer_token, issue_token, verify_token
@@ -59,15 +60,6 @@ routes = web.RouteTableDef()
 
 TOKEN_MAX = 512
 """Longest link or refresh token accepted in a body (issued ones have 43 characters)."""
-
-_ERRORS: dict[int, type[web.HTTPException]] = {
-    400: web.HTTPBadRequest,
-    401: web.HTTPUnauthorized,
-    403: web.HTTPForbidden,
-    409: web.HTTPConflict,
-    429: web.HTTPTooManyRequests,
-    503: web.HTTPServiceUnavailable,
-}
 
 
 class _Body(BaseModel):
@@ -87,24 +79,15 @@ class RefreshIn(_Body):
     refresh_token: str = Field(min_length=1, max_length=TOKEN_MAX)
 
 
-def _error(status: int, code: str, message: str) -> web.HTTPException:
-    body = orjson.dumps({"error": {"code": code, "message": message}})
-    return _ERRORS[status](body=body, content_type="application/json")
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
 async def _body(request: web.Request, model: type[_Body]) -> Any:
     try:
         data = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
-        raise _error(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        raise error(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     try:
         return parse(model, data)
     except RoomError as exc:
-        raise _error(400, exc.code, exc.message) from None
+        raise error(400, exc.code, exc.message) from None
 
 
 def _claims(request: web.Request) -> dict[str, Any]:
@@ -112,7 +95,7 @@ def _claims(request: web.Request) -> dict[str, Any]:
     try:
         return verify_token(request.app[SECRET], token)
     except TokenError as exc:
-        raise _error(401, exc.code, exc.message) from None
+        raise error(401, exc.code, exc.message) from None
 
 
 def _tokens(request: web.Request, user: UserInfo, refresh_token: str) -> dict[str, Any]:
@@ -158,7 +141,7 @@ async def login(request: web.Request) -> web.Response:
     try:
         email = accounts.normalise_email(body.email)
     except AccountError as exc:
-        raise _error(exc.status, exc.code, exc.message) from None
+        raise error(exc.status, exc.code, exc.message) from None
     settings = request.app[SETTINGS]
     try:
         token = await accounts.create_login_link(
@@ -168,15 +151,17 @@ async def login(request: web.Request) -> web.Response:
             guest_user_id=guest_id,
         )
     except AccountError as exc:
-        raise _error(exc.status, exc.code, exc.message) from None
+        raise error(exc.status, exc.code, exc.message) from None
     link = f"{settings.resolved_public_url()}/#login={token}"
     try:
         await Mailer(settings).send_login_link(email, link, settings.login_link_ttl_s)
     except MailError as exc:
         log.error("login mail to %s failed: %s", email, exc.__cause__ or exc)
         await accounts.discard_login_link(request.app[SESSIONMAKER], token)
-        raise _error(503, "mail_failed", "the login mail could not be sent; try again") from None
-    return _json({"sent": True, "email": email, "expires_in": settings.login_link_ttl_s}, 202)
+        raise error(503, "mail_failed", "the login mail could not be sent; try again") from None
+    return json_response(
+        {"sent": True, "email": email, "expires_in": settings.login_link_ttl_s}, 202
+    )
 
 
 @routes.post("/api/auth/verify")
@@ -193,7 +178,7 @@ async def verify(request: web.Request) -> web.Response:
             can_merge=lambda guest_id: not in_unfinished_room(manager, guest_id),
         )
     except AccountError as exc:
-        raise _error(exc.status, exc.code, exc.message) from None
+        raise error(exc.status, exc.code, exc.message) from None
     if result.guest_id is not None:
         log.info("guest %s merged into %s: %s", result.guest_id, result.user.id, result.merged)
         # The guest is gone: its devices reconnect with the account's token.
@@ -201,7 +186,9 @@ async def verify(request: web.Request) -> web.Response:
         for sid, connection in list(manager.connections.items()):
             if connection.user_id == result.guest_id:
                 await sio.disconnect(sid)
-    return _json({**_tokens(request, result.user, result.refresh_token), "merged": result.merged})
+    return json_response(
+        {**_tokens(request, result.user, result.refresh_token), "merged": result.merged}
+    )
 
 
 @routes.post("/api/auth/refresh")
@@ -215,8 +202,8 @@ async def refresh(request: web.Request) -> web.Response:
             ttl_s=request.app[SETTINGS].refresh_token_ttl_s,
         )
     except AccountError as exc:
-        raise _error(exc.status, exc.code, exc.message) from None
-    return _json(_tokens(request, user, new_refresh))
+        raise error(exc.status, exc.code, exc.message) from None
+    return json_response(_tokens(request, user, new_refresh))
 
 
 @routes.post("/api/auth/logout")
@@ -226,7 +213,7 @@ async def logout(request: web.Request) -> web.Response:
     try:
         await accounts.revoke_refresh_family(request.app[SESSIONMAKER], body.refresh_token)
     except AccountError as exc:
-        raise _error(exc.status, exc.code, exc.message) from None
+        raise error(exc.status, exc.code, exc.message) from None
     return web.Response(status=204)
 
 
@@ -236,5 +223,5 @@ async def me(request: web.Request) -> web.Response:
     claims = _claims(request)
     user = await accounts.get_user_info(request.app[SESSIONMAKER], claims["sub"])
     if user is None:
-        raise _error(401, "unknown_user", "the user of this token no longer exists")
-    return _json(user.to_dict())
+        raise error(401, "unknown_user", "the user of this token no longer exists")
+    return json_response(user.to_dict())

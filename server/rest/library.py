@@ -41,7 +41,9 @@ from rooms.recommend import recommend, user_level
 from server.appkeys import SESSIONMAKER
 from server.db import repository
 from server.db.models import SheetMusic
-from server.rest.api import _caller, _json_body, error, json_response
+from server.rest.common import caller as _caller
+from server.rest.common import error, json_response
+from server.rest.common import json_body as _json_body
 from server.services import library
 from server.services.schemas import _Strict, parse
 

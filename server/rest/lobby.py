@@ -20,7 +20,8 @@ from aiohttp import web
 
 from server.appkeys import MANAGER
 from server.realtime.guard import INVITES
-from server.rest.api import _caller, error, json_response
+from server.rest.common import caller as _caller
+from server.rest.common import error, json_response
 
 routes = web.RouteTableDef()
 

@@ -54,7 +54,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-import orjson
 from aiohttp import web
 from pydantic import Field
 from sqlalchemy import func, select
@@ -63,7 +62,9 @@ from rooms.errors import RoomError
 from server.appkeys import MANAGER, PRIVACY_BUS, SESSIONMAKER, SYNC
 from server.db import repository
 from server.db.models import PracticeLog, User, new_id, utcnow
-from server.rest.api import _caller, _json_body, json_response
+from server.rest.common import caller as _caller
+from server.rest.common import http_error, json_response
+from server.rest.common import json_body as _json_body
 from server.rest.sync import query_int
 from server.services.logbook import (
     ACTIVITY_TYPES,
@@ -95,29 +96,6 @@ TIMER_START_FIELDS = frozenset(
         "mood",
     }
 )
-STATUS = {
-    "not_found": 404,
-    "already_exists": 409,
-    "already_ended": 409,
-    "unknown_user": 401,
-    "invalid_token": 401,
-    "missing_token": 401,
-    "token_expired": 401,
-}
-
-
-_HTTP = {
-    400: web.HTTPBadRequest,
-    401: web.HTTPUnauthorized,
-    404: web.HTTPNotFound,
-    409: web.HTTPConflict,
-}
-
-
-def fail(exc: RoomError) -> web.HTTPException:
-    """``exc`` as an HTTP error with Tutti's JSON error body."""
-    body = orjson.dumps({"error": exc.to_dict()})
-    return _HTTP[STATUS.get(exc.code, 400)](body=body, content_type="application/json")
 
 
 class ProfileIn(_Strict):
@@ -163,7 +141,7 @@ def handler(fn):
         try:
             return await fn(request)
         except RoomError as exc:
-            raise fail(exc) from None
+            raise http_error(exc) from None
 
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = fn.__doc__

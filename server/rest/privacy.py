@@ -21,7 +21,8 @@ import orjson
 from aiohttp import web
 
 from server.appkeys import PROGRESS_REFRESHER, SECRET, SESSIONMAKER
-from server.rest.api import _caller, error, json_response
+from server.rest.common import caller as _caller
+from server.rest.common import error, json_response
 from server.services import progress_refresh
 from server.services.auth import TokenError, bearer_token, verify_token
 from server.services.privacy import export_user, export_zip, is_deactivated

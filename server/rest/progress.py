@@ -35,7 +35,6 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 from aiohttp import web
 from sqlalchemy import delete, func, select
 
@@ -43,7 +42,9 @@ from rooms import progress as rules
 from rooms.errors import RoomError
 from server.appkeys import PROGRESS_REFRESHER, SESSIONMAKER
 from server.db.models import PracticeLog, SheetMusic, StarredPiece, User, UserAchievement
-from server.rest.api import _caller, _json_body, json_response
+from server.rest.common import caller as _caller
+from server.rest.common import http_error, json_response
+from server.rest.common import json_body as _json_body
 from server.services import analytics as store
 from server.services import progress as ps
 from server.services import progress_refresh
@@ -51,18 +52,7 @@ from server.services.schemas import _Strict, parse
 
 routes = web.RouteTableDef()
 
-STATUS = {
-    "unknown_instrument": 404,
-    "unknown_piece": 404,
-    "unknown_user": 401,
-}
-_HTTP = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound}
 MAX_INSTRUMENT = 100
-
-
-def fail(exc: RoomError) -> web.HTTPException:
-    body = orjson.dumps({"error": exc.to_dict()})
-    return _HTTP[STATUS.get(exc.code, 400)](body=body, content_type="application/json")
 
 
 def handler(fn):
@@ -76,7 +66,7 @@ def handler(fn):
         try:
             return await fn(request)
         except RoomError as exc:
-            raise fail(exc) from None
+            raise http_error(exc) from None
 
     wrapped.__name__ = fn.__name__
     wrapped.__doc__ = fn.__doc__

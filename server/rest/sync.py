@@ -19,7 +19,9 @@ from aiohttp import web
 
 from rooms.errors import RoomError
 from server.appkeys import SYNC
-from server.rest.api import _caller, _json_body, error, json_response
+from server.rest.common import caller as _caller
+from server.rest.common import error, json_response
+from server.rest.common import json_body as _json_body
 from server.services.schemas import parse
 from server.services.sync import PullIn, parse_push
 

@@ -41,6 +41,7 @@ from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rooms.errors import TuttiError
 from server.db.models import (
     ClientMutation,
     Goal,
@@ -85,14 +86,12 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ACCOUNT_DELETED = "this account was deleted; its data is purged soon"
 
 
-class AccountError(Exception):
-    """A refused account operation: ``code`` (stable, snake_case), ``message``, HTTP ``status``."""
+class AccountError(TuttiError):
+    """A refused account operation: ``code`` (stable, snake_case), ``message``, HTTP ``status``
+    (400 unless the raise says otherwise)."""
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(code, message, status)
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,16 @@ import time
 
 import jwt
 
+from rooms.errors import TuttiError
+
 ALGORITHM = "HS256"
 
 
-class TokenError(Exception):
-    """The token is missing, malformed, badly signed or expired; ``code`` says which."""
+class TokenError(TuttiError):
+    """The token is missing, malformed, badly signed or expired; ``code`` says which (HTTP 401)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message, 401)
 
 
 def issue_token(

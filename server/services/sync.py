@@ -611,7 +611,8 @@ async def _check_piece(db: AsyncSession, entity: Entity, values: dict[str, Any])
     if not entity.piece_fk or piece_id is None:
         return
     if await db.scalar(select(SheetMusic.id).where(SheetMusic.id == piece_id)) is None:
-        raise RoomError("unknown_piece", f"fields.piece_id: no piece with id {piece_id!r}")
+        # A bad reference in a body is a bad request (400), not a missing resource.
+        raise RoomError("unknown_piece", f"fields.piece_id: no piece with id {piece_id!r}", 400)
 
 
 def _changed_since(user_id: str, cursor: int, limit: int):
