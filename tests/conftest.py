@@ -15,9 +15,10 @@ from tests.servers import start_postgres, start_redis, start_server
 # checkout's test run deleted the data folders (and a PostgreSQL cluster) of a run still
 # going. Each checkout gets a temp root of its own; pytest reads this when first asked.
 _CHECKOUT = hashlib.sha1(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:8]
-os.environ.setdefault(
-    "PYTEST_DEBUG_TEMPROOT", os.path.join(tempfile.gettempdir(), f"tutti-tests-{_CHECKOUT}")
-)
+if not os.environ.get("PYTEST_DEBUG_TEMPROOT"):
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = os.path.join(
+        tempfile.gettempdir(), f"tutti-tests-{_CHECKOUT}"
+    )
 os.makedirs(os.environ["PYTEST_DEBUG_TEMPROOT"], exist_ok=True)
 
 # Short timings so a piece ends soon after its last note; still real time.

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rooms.errors import RoomError
 from server.appkeys import MANAGER, SECRET, SESSIONMAKER, SETTINGS, SIO
 from server.rest.common import error, json_response
-from server.services import accounts
+from server.services import accounts, login_links, refresh_tokens
 from server.services.accounts import AccountError, UserInfo
 from server.services.auth import TokenError, bearer_token, issue_token, verify_token
 from server.services.mailer import Mailer, MailError
@@ -144,7 +144,7 @@ async def login(request: web.Request) -> web.Response:
         raise error(exc.status, exc.code, exc.message) from None
     settings = request.app[SETTINGS]
     try:
-        token = await accounts.create_login_link(
+        token = await login_links.create_login_link(
             request.app[SESSIONMAKER],
             email,
             ttl_s=settings.login_link_ttl_s,
@@ -157,7 +157,7 @@ async def login(request: web.Request) -> web.Response:
         await Mailer(settings).send_login_link(email, link, settings.login_link_ttl_s)
     except MailError as exc:
         log.error("login mail to %s failed: %s", email, exc.__cause__ or exc)
-        await accounts.discard_login_link(request.app[SESSIONMAKER], token)
+        await login_links.discard_login_link(request.app[SESSIONMAKER], token)
         raise error(503, "mail_failed", "the login mail could not be sent; try again") from None
     return json_response(
         {"sent": True, "email": email, "expires_in": settings.login_link_ttl_s}, 202
@@ -170,7 +170,7 @@ async def verify(request: web.Request) -> web.Response:
     body = await _body(request, VerifyIn)
     manager = request.app[MANAGER]
     try:
-        result = await accounts.verify_login_link(
+        result = await login_links.verify_login_link(
             request.app[SESSIONMAKER],
             body.token,
             refresh_ttl_s=request.app[SETTINGS].refresh_token_ttl_s,
@@ -196,7 +196,7 @@ async def refresh(request: web.Request) -> web.Response:
     """Rotate a refresh token: a new access token and a new refresh token."""
     body = await _body(request, RefreshIn)
     try:
-        user, new_refresh = await accounts.rotate_refresh_token(
+        user, new_refresh = await refresh_tokens.rotate_refresh_token(
             request.app[SESSIONMAKER],
             body.refresh_token,
             ttl_s=request.app[SETTINGS].refresh_token_ttl_s,
@@ -211,7 +211,7 @@ async def logout(request: web.Request) -> web.Response:
     """End a login: revoke the refresh token's whole family."""
     body = await _body(request, RefreshIn)
     try:
-        await accounts.revoke_refresh_family(request.app[SESSIONMAKER], body.refresh_token)
+        await refresh_tokens.revoke_refresh_family(request.app[SESSIONMAKER], body.refresh_token)
     except AccountError as exc:
         raise error(exc.status, exc.code, exc.message) from None
     return web.Response(status=204)

@@ -321,7 +321,7 @@ async def progress_row(db: AsyncSession, user_id: str) -> UserProgress:
 
 
 async def merge_progress(db: AsyncSession, guest_id: str, account_id: str) -> None:
-    """A guest merging into an account (:func:`server.services.accounts.merge_guest`): the
+    """A guest merging into an account (:func:`server.services.guest_merge.merge_guest`): the
     account keeps the earliest unlock of each achievement and gains the guest's
     stars and, when it has none, the guest's time zone; its summary is recomputed."""
     guest_codes = {
