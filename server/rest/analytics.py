@@ -51,6 +51,7 @@ from server.db.models import PracticeLog, User
 from server.rest.common import json_response
 from server.rest.progress import date_range, handler, request_zone
 from server.services import analytics as store
+from server.services import analytics_export
 from server.services import progress as ps
 
 routes = web.RouteTableDef()
@@ -170,12 +171,14 @@ async def export(request: web.Request) -> web.Response:
         start, end = date_range(request, tz, default_days=None)
         where = store.Window(tz, start, end).where(request["user_id"])
         if fmt == "csv":
-            body = await store.export_csv(db, where)
+            body = await analytics_export.export_csv(db, where)
         else:
-            rows = await store.export_rows(db, where)
+            rows = await analytics_export.export_rows(db, where)
     headers = {"Content-Disposition": f'attachment; filename="tutti-practice.{fmt}"'}
     if fmt == "json":
-        body = orjson.dumps({"time_zone": zone_name, "columns": store.EXPORT_COLUMNS, "rows": rows})
+        body = orjson.dumps(
+            {"time_zone": zone_name, "columns": analytics_export.EXPORT_COLUMNS, "rows": rows}
+        )
         return web.Response(body=body, content_type="application/json", headers=headers)
     return web.Response(body=body, content_type="text/csv", charset="utf-8", headers=headers)
 
@@ -211,7 +214,7 @@ async def report(request: web.Request) -> web.Response:
         where = store.Window(tz, start, end).where(user_id, db=db)
         played = await store.pieces(db, user_id, where, with_starred=False)
         top = sorted(played, key=lambda p: (-p["times_practised"], p["piece_key"]))[:5]
-        series = await store.accuracy_series(db, where, [p["piece_key"] for p in top])
+        series = await analytics_export.accuracy_series(db, where, [p["piece_key"] for p in top])
         row = await ps.progress_row(db, user_id)
         name = (await db.get(User, user_id)).display_name
         await db.commit()

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pypdf
 import pytest
 
-from server.services.analytics import EXPORT_COLUMNS
+from server.services.analytics_export import EXPORT_COLUMNS
 from tests.conftest import FAST
 from tests.progress_helpers import Guest
 from tests.servers import start_server
