@@ -46,7 +46,8 @@ from server.rest.ratelimit import RateLimiter, rest_middleware
 from server.rest.security import headers_middleware, json_too_large, socketio_cors
 from server.services import progress_refresh
 from server.services.pieces import PieceLibrary
-from server.services.privacy import PrivacyBus, purge_loop
+from server.services.privacy import PrivacyBus
+from server.services.purge import purge_loop
 from server.services.sync import SyncService
 
 log = logging.getLogger("tutti")

@@ -61,7 +61,7 @@ def cmd_users_purge(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from server.db.engine import make_engine, make_sessionmaker, upgrade_database
-    from server.services.privacy import purge_due
+    from server.services.purge import purge_due
 
     now = None
     if args.now:

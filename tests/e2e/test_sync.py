@@ -24,11 +24,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from server.clients.room_client import TuttiClient
-from server.clients.sync_client import (
-    SyncDevice,
-    TransportError,
-    server_state,
-)
+from server.clients.sync_client import SyncDevice, server_state
+from server.clients.sync_transports import TransportError
 from tests.conftest import FAST
 from tests.servers import start_server
 
