@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rooms.errors import RoomError
 from rooms.notes import NoteEvent
 from rooms.room import PlayerPartial, Room, RoomSettings
-from server.db import repository
+from server.db import finished_rooms
 from server.realtime.presence import PresenceService
 from server.realtime.recovery import LocalStreams, RedisStreams
 from server.realtime.room_directory import RoomDirectory
@@ -572,7 +572,7 @@ class RoomManager:
     async def _save(self, finished) -> None:
         for attempt in range(1, SAVE_ATTEMPTS + 1):
             try:
-                await repository.save_finished_room(
+                await finished_rooms.save_finished_room(
                     self.sessionmaker, finished, after_write=refresh_after_commit
                 )
                 return

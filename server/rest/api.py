@@ -14,7 +14,7 @@ from rooms.catalogue import STYLE_PERIODS
 from rooms.errors import RoomError
 from rooms.piece import PieceError
 from server.appkeys import MANAGER, SECRET, SESSIONMAKER, SETTINGS
-from server.db import repository
+from server.db import finished_rooms, repository
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response, read_limited
 from server.rest.common import json_body as _json_body
@@ -168,7 +168,7 @@ async def _own_session(request: web.Request, db) -> dict:
     Anyone else gets the same 404 as for an unknown id: ids are not secrets.
     """
     caller = _caller(request)
-    session = await repository.get_session(db, request.match_info["session_id"])
+    session = await finished_rooms.get_session(db, request.match_info["session_id"])
     if session is None or caller["sub"] not in {p["user_id"] for p in session["participants"]}:
         raise error(404, "unknown_session", "no session with that id among yours")
     return session
@@ -186,7 +186,7 @@ async def get_recording(request: web.Request) -> web.Response:
     """The session's MIDI recording (one track per player), for its participants."""
     async with request.app[SESSIONMAKER]() as db:
         session = await _own_session(request, db)
-        data = await repository.get_recording(db, session["session_id"])
+        data = await finished_rooms.get_recording(db, session["session_id"])
     if data is None:
         raise error(404, "unknown_session", "no recording for that session id")
     return web.Response(

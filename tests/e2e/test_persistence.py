@@ -22,6 +22,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from rooms.finished import FinishedRoom, PlayerOutcome
+from server.db import finished_rooms
 from server.db import repository as repo
 from server.db.engine import (
     alembic_config,
@@ -336,11 +337,11 @@ async def test_save_finished_room_writes_session_logs_and_recording(sessionmaker
         outcome(ben, part="Left hand", result=scored_result(matched=7)),
     ]
     finished = finished_room(players, spectators=(cleo,))
-    assert await repo.save_finished_room(sessionmaker, finished) is True
+    assert await finished_rooms.save_finished_room(sessionmaker, finished) is True
 
     async with sessionmaker() as db:
-        saved = await repo.get_session(db, "sess-1")
-        recording = await repo.get_recording(db, "sess-1")
+        saved = await finished_rooms.get_session(db, "sess-1")
+        recording = await finished_rooms.get_recording(db, "sess-1")
         rec_row = await db.get(SessionRecording, "sess-1")
         session_row = await db.get(PracticeSession, "sess-1")
     assert saved is not None
@@ -390,36 +391,38 @@ async def test_failure_in_the_middle_writes_nothing(sessionmaker, users):
     # after the session row and the first log row were already inserted
     finished = finished_room([outcome(ada), outcome("no-such-user", part="Left hand")])
     with pytest.raises(IntegrityError):
-        await repo.save_finished_room(sessionmaker, finished)
+        await finished_rooms.save_finished_room(sessionmaker, finished)
     for model in (PracticeSession, PracticeLog, SessionRecording):
         assert await count(sessionmaker, model) == 0
     async with sessionmaker() as db:
-        assert await repo.get_session(db, "sess-1") is None
-        assert await repo.get_recording(db, "sess-1") is None
+        assert await finished_rooms.get_session(db, "sess-1") is None
+        assert await finished_rooms.get_recording(db, "sess-1") is None
     # and the database is still usable: a good save goes through
-    assert await repo.save_finished_room(sessionmaker, finished_room([outcome(ada)])) is True
+    assert (
+        await finished_rooms.save_finished_room(sessionmaker, finished_room([outcome(ada)])) is True
+    )
 
 
 async def test_unknown_host_is_refused(sessionmaker, users):
     finished = finished_room([outcome(users[0])], host="ghost")
     with pytest.raises(IntegrityError):
-        await repo.save_finished_room(sessionmaker, finished)
+        await finished_rooms.save_finished_room(sessionmaker, finished)
     assert await count(sessionmaker, PracticeSession) == 0
 
 
 async def test_saving_twice_writes_once(sessionmaker, users):
     ada, ben, _ = users
     finished = finished_room([outcome(ada), outcome(ben, part="Left hand")])
-    assert await repo.save_finished_room(sessionmaker, finished) is True
-    assert await repo.save_finished_room(sessionmaker, finished) is False
+    assert await finished_rooms.save_finished_room(sessionmaker, finished) is True
+    assert await finished_rooms.save_finished_room(sessionmaker, finished) is False
     # same id, different content: still the first one stays
     other = finished_room([outcome(ada, result=scored_result(matched=1))])
-    assert await repo.save_finished_room(sessionmaker, other) is False
+    assert await finished_rooms.save_finished_room(sessionmaker, other) is False
     assert await count(sessionmaker, PracticeSession) == 1
     assert await count(sessionmaker, PracticeLog) == 2
     assert await count(sessionmaker, SessionRecording) == 1
     async with sessionmaker() as db:
-        saved = await repo.get_session(db, "sess-1")
+        saved = await finished_rooms.get_session(db, "sess-1")
     assert saved["results"][ada] == finished.players[0].result
 
 
@@ -427,7 +430,9 @@ async def test_concurrent_saves_write_once(engine, users):
     ada, ben, _ = users
     finished = finished_room([outcome(ada), outcome(ben, part="Left hand")])
     makers = [make_sessionmaker(engine), make_sessionmaker(engine)]
-    results = await asyncio.gather(*(repo.save_finished_room(m, finished) for m in makers))
+    results = await asyncio.gather(
+        *(finished_rooms.save_finished_room(m, finished) for m in makers)
+    )
     assert sorted(results) == [False, True]
     assert await count(makers[0], PracticeLog) == 2
 
@@ -441,9 +446,9 @@ async def test_incomplete_player_log_is_not_complete(sessionmaker, users):
         result=scored_result(matched=3, complete=False),
         left_at_ms=START_MS + 20_000,
     )
-    await repo.save_finished_room(sessionmaker, finished_room([outcome(ada), leaver]))
+    await finished_rooms.save_finished_room(sessionmaker, finished_room([outcome(ada), leaver]))
     async with sessionmaker() as db:
-        saved = await repo.get_session(db, "sess-1")
+        saved = await finished_rooms.get_session(db, "sess-1")
     logs = {entry["user_id"]: entry for entry in saved["logs"]}
     assert logs[ada]["complete"] is True
     assert logs[ben]["complete"] is False
@@ -463,9 +468,9 @@ async def test_activity_type(sessionmaker, users, n_players, activity):
     parts = ["Soprano", "Alto", "Tenor"]
     players = [outcome(u, part=parts[i]) for i, u in enumerate(users[:n_players])]
     mode = "ensemble" if n_players > 2 else "duet"
-    await repo.save_finished_room(sessionmaker, finished_room(players, mode=mode))
+    await finished_rooms.save_finished_room(sessionmaker, finished_room(players, mode=mode))
     async with sessionmaker() as db:
-        saved = await repo.get_session(db, "sess-1")
+        saved = await finished_rooms.get_session(db, "sess-1")
     assert [entry["activity_type"] for entry in saved["logs"]] == [activity] * n_players
 
 
@@ -473,10 +478,10 @@ async def test_free_mode_result_without_scoring_keys(sessionmaker, users):
     ada = users[0]
     free = {"notes_played": 42, "complete": True, "part": None, "asynchrony_ms": None}
     finished = finished_room([outcome(ada, part=None, result=free)], mode="free", recording=b"")
-    assert await repo.save_finished_room(sessionmaker, finished) is True
+    assert await finished_rooms.save_finished_room(sessionmaker, finished) is True
     async with sessionmaker() as db:
-        saved = await repo.get_session(db, "sess-1")
-        assert await repo.get_recording(db, "sess-1") is None  # nothing was recorded
+        saved = await finished_rooms.get_session(db, "sess-1")
+        assert await finished_rooms.get_recording(db, "sess-1") is None  # nothing was recorded
     (log,) = saved["logs"]
     assert log["activity_type"] == "repertoire"
     assert log["notes_played"] == 42
@@ -489,8 +494,8 @@ async def test_free_mode_result_without_scoring_keys(sessionmaker, users):
 
 async def test_get_session_unknown(sessionmaker):
     async with sessionmaker() as db:
-        assert await repo.get_session(db, "nope") is None
-        assert await repo.get_recording(db, "nope") is None
+        assert await finished_rooms.get_session(db, "nope") is None
+        assert await finished_rooms.get_recording(db, "nope") is None
 
 
 # --------------------------------------------------------------------------- pieces
@@ -588,9 +593,9 @@ async def test_split_piece_and_session_refer_to_it(sessionmaker, users):
     }
 
     finished = finished_room([outcome(users[0])], piece_id=row.id)
-    assert await repo.save_finished_room(sessionmaker, finished) is True
+    assert await finished_rooms.save_finished_room(sessionmaker, finished) is True
     async with sessionmaker() as db:
-        saved = await repo.get_session(db, "sess-1")
+        saved = await finished_rooms.get_session(db, "sess-1")
     assert saved["piece_id"] == row.id
     assert saved["logs"][0]["piece_id"] == row.id
 
