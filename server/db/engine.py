@@ -18,13 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -147,11 +153,43 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-async def upgrade_database(engine: AsyncEngine) -> None:
-    """Run the Alembic migrations to head, in one transaction on ``engine``.
+MIGRATION_LOCK_KEY = 0x7475_7474_69  # "tutti": PostgreSQL advisory lock id of the migrations
 
-    Harmless when already at head. Errors from a migration propagate (the
-    transaction is rolled back; on SQLite, DDL already executed may remain).
+
+async def upgrade_database(engine: AsyncEngine) -> None:
+    """Run the Alembic migrations to head, in one transaction on ``engine``, one process at a time.
+
+    Processes started together on one fresh database take turns: on
+    PostgreSQL a transaction-scoped advisory lock
+    (``pg_advisory_xact_lock``, released at commit), on a SQLite file an
+    exclusive ``flock`` on ``<database>.migrate.lock`` beside it (taken in a
+    thread, so the event loop never waits on it). The next process then finds
+    the schema at head and does nothing. Harmless when already at head. Errors
+    from a migration propagate (the transaction is rolled back; on SQLite, DDL
+    already executed may remain).
     """
-    async with engine.begin() as conn:
+    url = engine.url
+    lock_path = None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        lock_path = Path(url.database).with_name(Path(url.database).name + ".migrate.lock")
+    async with _file_lock(lock_path), engine.begin() as conn:
+        if url.get_backend_name() == "postgresql":
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         await conn.run_sync(_upgrade)
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path | None) -> AsyncIterator[None]:
+    """An exclusive advisory lock on ``path`` across processes (POSIX ``flock``); none for ``None``
+    or where ``fcntl`` is missing (Windows: one process per database there)."""
+    if path is None or fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
