@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -22,10 +23,48 @@ def _configure_logging(level: str, fmt: str = "text") -> None:
     configure(level, fmt)  # server/observability/logs.py: JSON lines or text, with correlation ids
 
 
+def prepare_data_dir(path: str) -> str | None:
+    """Create ``path`` (mode 0700) and check that it is writable; make what is in it private.
+
+    Returns ``None`` when it is usable, else a message for people naming the folder and
+    the reason (the caller exits with status 2).
+    """
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        for name in ("tutti.db", "tutti.db-wal", "tutti.db-shm"):
+            if (folder / name).exists():
+                os.chmod(folder / name, 0o600)
+        if (folder / "outbox").is_dir():
+            os.chmod(folder / "outbox", 0o700)
+            for eml in (folder / "outbox").iterdir():
+                os.chmod(eml, 0o600)
+    except OSError as exc:
+        return f"cannot use the data folder {str(folder)!r}: {exc.strerror or exc}"
+    return None
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from server.app import create_app
+
+    # Everything the server writes (database, outbox of login links, logs) is its own only.
+    os.umask(0o077)
+    if any(a == "--secret-key" or a.startswith("--secret-key=") for a in sys.argv[1:]):
+        print(
+            "tutti serve: warning: --secret-key on the command line shows in the process list "
+            "(/proc/PID/cmdline); set TUTTI_SECRET_KEY instead",
+            file=sys.stderr,
+        )
+    problem = prepare_data_dir(settings.data_dir)
+    if problem is not None:
+        print(f"tutti serve: {problem}", file=sys.stderr)
+        return 2
 
     try:
         import uvloop

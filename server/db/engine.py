@@ -91,7 +91,11 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     in_memory = not database or database == ":memory:" or database.startswith("file:")
     sqlite_file = sqlite and not in_memory
     if sqlite_file:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Private from the start: SQLite gives its -wal and -shm files the database's mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
         for name, value in SQLITE_POOL.items():
             kwargs.setdefault(name, value)
     engine = create_async_engine(url, **kwargs)

@@ -70,7 +70,8 @@ class Mailer:
             log.info("login link for %s sent via %s", email, self.settings.smtp_host)
         else:
             path = await asyncio.to_thread(self.write_outbox, message)
-            log.info("login link for %s (written to %s): %s", email, path, link)
+            # The link logs its reader in: it stays in the (private) outbox, not in the log.
+            log.info("login link for %s written to %s", email, path)
 
     async def send_smtp(self, message: EmailMessage) -> None:
         """Hand ``message`` to ``smtp_host``; raises :class:`MailError` on any SMTP failure."""
@@ -96,10 +97,13 @@ class Mailer:
         The file appears complete or not at all (written aside, then renamed).
         Names sort by creation time: ``20250131T180405123456Z-<32 hex>.eml``.
         """
-        self.outbox.mkdir(parents=True, exist_ok=True)
+        self.outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.outbox, 0o700)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = self.outbox / f"{stamp}-{uuid.uuid4().hex}.eml"
         partial = path.with_suffix(".part")
-        partial.write_bytes(message.as_bytes(policy=policy.SMTP))  # CRLF line ends
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a login link
+        with os.fdopen(fd, "wb") as out:
+            out.write(message.as_bytes(policy=policy.SMTP))  # CRLF line ends
         os.replace(partial, path)
         return path
