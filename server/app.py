@@ -167,6 +167,8 @@ def create_app(settings: Settings) -> web.Application:
 
     async def on_startup(app: web.Application) -> None:
         await upgrade_database(engine)
+        # A process killed between a log's commit and its progress refresh left it stale.
+        await progress_refresh.refresh_stale(sessionmaker, progress_refresher)
         await presence.start()
         await manager.start_cluster()
         log.info("database ready at %s", _redact(settings.resolved_database_url()))

@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import event
+from sqlalchemy import event, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from server.db.models import PracticeLog, UserProgress
 from server.services.progress import refresh_progress
 
 log = logging.getLogger("tutti.progress")
@@ -100,6 +101,33 @@ def _committed(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _rolled_back(session: Session) -> None:
     session.info.pop(PENDING, None)
+
+
+async def stale_users(sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
+    """Users with a practice log written (or deleted) after their progress was last computed,
+    or with logs and no progress at all: what a process killed between a log's commit and
+    its refresh leaves behind."""
+    last = (
+        select(PracticeLog.user_id, func.max(PracticeLog.updated_at).label("last"))
+        .group_by(PracticeLog.user_id)
+        .subquery()
+    )
+    stmt = (
+        select(last.c.user_id)
+        .outerjoin(UserProgress, UserProgress.user_id == last.c.user_id)
+        .where(or_(UserProgress.user_id.is_(None), last.c.last > UserProgress.updated_at))
+    )
+    async with sessionmaker() as db:
+        return list((await db.execute(stmt)).scalars())
+
+
+async def refresh_stale(sessionmaker: async_sessionmaker[AsyncSession], refresher) -> int:
+    """Queue a refresh of every :func:`stale_users` on ``refresher`` (at start-up); how many."""
+    users = await stale_users(sessionmaker)
+    if users:
+        log.info("progress of %d user(s) is older than their logs: recomputing", len(users))
+        refresher.mark(set(users))
+    return len(users)
 
 
 def install(sessionmaker: async_sessionmaker[AsyncSession]) -> ProgressRefresher:
