@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from pathlib import Path
 
 import socketio
@@ -65,6 +67,19 @@ STATIC_DIR = next(
     ),
     None,
 )
+
+
+def _exit_after(seconds: float) -> None:
+    """Exit the process (status 3) if it is still shutting down ``seconds`` from now."""
+
+    def stuck() -> None:
+        log.error("shutdown still running after %.0f s: exiting", seconds)
+        logging.shutdown()
+        os._exit(3)
+
+    timer = threading.Timer(seconds, stuck)
+    timer.daemon = True  # a shutdown that finishes in time exits without waiting for it
+    timer.start()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -178,10 +193,14 @@ def create_app(settings: Settings) -> web.Application:
             app[PRIVACY_BUS].start()
 
     async def on_shutdown(app: web.Application) -> None:
+        # A bound on the whole shutdown: once an aiohttp shutdown waited forever on
+        # engine.io's service task. Past the bound the process exits (status 3), logged.
+        _exit_after(settings.shutdown_timeout_s)
         await manager.finish_all()
         # Open websockets would otherwise hold the shutdown until aiohttp's timeout.
         for sid in list(manager.connections):
             await sio.disconnect(sid)
+        await sio.shutdown()  # engine.io's service task ends (it does not on cancellation alone)
         await presence.stop()
 
     async def on_cleanup(app: web.Application) -> None:

@@ -52,6 +52,10 @@ class Settings:
     max_note_skew_ms: float = field(default=5000.0, metadata={"help": "note time vs now, ms"})
     score_interval_ms: float = field(default=250.0, metadata={"help": "min gap of score:update"})
     max_upload_bytes: int = field(default=5_000_000, metadata={"help": "largest MIDI upload"})
+    shutdown_timeout_s: float = field(
+        default=20.0,
+        metadata={"help": "SIGTERM: drain and save, then exit at the latest after this, s"},
+    )
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING, ERROR"})
     log_format: str = field(
         default="json", metadata={"help": "serve's log lines: 'json' (one object a line) or 'text'"}
