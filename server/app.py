@@ -124,6 +124,9 @@ def create_app(settings: Settings) -> web.Application:
         serializer=codec.Packet,  # a cheaper binary check (server/realtime/codec.py)
         client_manager=client_manager,
         max_http_buffer_size=settings.max_socket_payload_bytes,
+        # Several workers share the port (SO_REUSEPORT): a polling session's requests could
+        # reach different processes, a websocket stays on the one that accepted it.
+        transports=["websocket"] if settings.websocket_only else ["polling", "websocket"],
     )
     sio.attach(app, socketio_path="socket.io")
     presence = make_presence(settings, sio)

@@ -55,7 +55,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     # Everything the server writes (database, outbox of login links, logs) is its own only.
     os.umask(0o077)
-    if any(a == "--secret-key" or a.startswith("--secret-key=") for a in sys.argv[1:]):
+    if any(a == "--secret-key" or a.startswith("--secret-key=") for a in args.argv):
         print(
             "tutti serve: warning: --secret-key on the command line shows in the process list "
             "(/proc/PID/cmdline); set TUTTI_SECRET_KEY instead",
@@ -65,6 +65,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"tutti serve: {problem}", file=sys.stderr)
         return 2
+    workers = settings.resolved_workers()
+    if workers > 1:
+        if not settings.redis_url:
+            print(
+                "tutti serve: --workers > 1 shares rooms through Redis: add --redis-url",
+                file=sys.stderr,
+            )
+            return 2
+        from server.workers import supervise
+
+        return supervise(settings, args.argv, workers)
 
     try:
         import uvloop
@@ -91,6 +102,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print=None,
         shutdown_timeout=5,
         access_log_class=AccessLogger,
+        reuse_port=settings.websocket_only,  # the workers of --workers N share the port
     )
     return 0
 
@@ -297,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the serve command line, for --workers to start copies of it
     try:
         settings = settings_from(args)
     except ValueError as exc:

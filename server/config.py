@@ -52,6 +52,17 @@ class Settings:
     max_note_skew_ms: float = field(default=5000.0, metadata={"help": "note time vs now, ms"})
     score_interval_ms: float = field(default=250.0, metadata={"help": "min gap of score:update"})
     max_upload_bytes: int = field(default=5_000_000, metadata={"help": "largest MIDI upload"})
+    workers: int = field(
+        default=0,
+        metadata={
+            "help": "processes sharing the port (SO_REUSEPORT) and rooms (Redis); "
+            "0: one per CPU with --redis-url, else 1"
+        },
+    )
+    websocket_only: bool = field(
+        default=False,
+        metadata={"help": "Socket.IO over websockets only (set for each of several workers)"},
+    )
     shutdown_timeout_s: float = field(
         default=20.0,
         metadata={"help": "SIGTERM: drain and save, then exit at the latest after this, s"},
@@ -138,6 +149,13 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'tutti.db'}"
+
+    def resolved_workers(self) -> int:
+        """How many processes ``tutti serve`` runs: ``workers``, or for 0 one per CPU when
+        rooms can be shared (``redis_url`` set), else 1."""
+        if self.workers > 0:
+            return self.workers
+        return (os.cpu_count() or 1) if self.redis_url else 1
 
     def resolved_public_url(self) -> str:
         """``public_url`` without a trailing slash, or ``http://HOST:PORT``.
