@@ -56,11 +56,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # Everything the server writes (database, outbox of login links, logs) is its own only.
     os.umask(0o077)
     if any(a == "--secret-key" or a.startswith("--secret-key=") for a in args.argv):
-        print(
-            "tutti serve: warning: --secret-key on the command line shows in the process list "
-            "(/proc/PID/cmdline); set TUTTI_SECRET_KEY instead",
-            file=sys.stderr,
+        warning = (
+            "--secret-key on the command line shows in the process list "
+            "(/proc/PID/cmdline); set TUTTI_SECRET_KEY instead"
         )
+        if settings.log_format == "json":  # every line of output is then one JSON object
+            logging.getLogger("tutti").warning(warning)
+        else:
+            print(f"tutti serve: warning: {warning}", file=sys.stderr)
     problem = prepare_data_dir(settings.data_dir)
     if problem is not None:
         print(f"tutti serve: {problem}", file=sys.stderr)

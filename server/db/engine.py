@@ -32,6 +32,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -101,7 +102,46 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine.sync_engine, "handle_error", _recycle_after_write_failure)
+    if sqlite_file:
+        _reopen_read_only_connections(engine, path)
     return engine
+
+
+def _writable(path: Path) -> bool:
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError:
+        return False
+    return True
+
+
+def _reopen_read_only_connections(engine: AsyncEngine, path: Path) -> None:
+    """A connection SQLite opened while the file was not writable stays read-only for good
+    (it fell back to ``O_RDONLY``): once the file is writable again, such a connection is
+    replaced at its next checkout instead of failing every write it is given."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _opened(dbapi_connection: Any, record: Any) -> None:
+        record.info["opened_read_only"] = not _writable(path)
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("opened_read_only") and _writable(path):
+            raise DisconnectionError("opened while the database file was read-only")
+
+
+# SQLite errors after which a connection keeps failing though the file is writable again
+# (it stays read-only): the pool is emptied, new connections are opened.
+STUCK_CONNECTION_ERRORS = ("readonly database", "disk i/o error", "database or disk is full")
+
+
+def _recycle_after_write_failure(context: Any) -> None:
+    """Treat a stuck-connection error as a disconnect: SQLAlchemy then invalidates the pool."""
+    message = str(context.original_exception).lower()
+    if any(text_ in message for text_ in STUCK_CONNECTION_ERRORS):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = True
 
 
 class SQLiteSessionmaker(async_sessionmaker[AsyncSession]):
