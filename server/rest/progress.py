@@ -42,6 +42,7 @@ from rooms import progress as rules
 from rooms.errors import RoomError
 from server.appkeys import PROGRESS_REFRESHER, SESSIONMAKER
 from server.db.models import PracticeLog, SheetMusic, StarredPiece, User, UserAchievement
+from server.rest.apidoc import OBJECT, Op, Query
 from server.rest.common import caller as _caller
 from server.rest.common import http_error, json_response
 from server.rest.common import json_body as _json_body
@@ -410,3 +411,33 @@ async def put_time_zone(request: web.Request) -> web.Response:
         await db.flush()
         await ps.refresh_progress(db, user_id)
     return json_response({"time_zone": body.time_zone})
+
+
+# --------------------------------------------------------------------------- the document
+
+TZ = Query("tz", description="IANA time zone; default the caller's")
+RANGE = (
+    TZ,
+    Query("from", schema={"type": "string", "format": "date"}, description="local date"),
+    Query("to", schema={"type": "string", "format": "date"}, description="local date"),
+)
+
+OPERATIONS = [
+    Op("GET", "/api/users/me/time-zone", "The caller's time zone (IANA)", "users", OBJECT),
+    Op("PUT", "/api/users/me/time-zone", "Set the caller's time zone (IANA)", "users", OBJECT,
+       body=TimeZoneIn),
+    Op("GET", "/api/progress/overview", "XP, level, streaks, achievements", "progress",
+       OBJECT, query=(TZ,)),
+    Op("GET", "/api/progress/streaks", "Practice streaks in the caller's time zone",
+       "progress", OBJECT, query=(TZ,)),
+    Op("GET", "/api/progress/achievements", "Achievements, unlocked or not", "progress",
+       OBJECT, query=(TZ,)),
+    Op("GET", "/api/progress/statistics", "Totals and means over a date range", "progress",
+       OBJECT, query=RANGE),
+    Op("GET", "/api/progress/instrument/{instrument}", "Progress on one instrument",
+       "progress", OBJECT, query=RANGE),
+    Op("GET", "/api/progress/pieces", "Per-piece progress", "progress", OBJECT, query=(TZ,)),
+    Op("PUT", "/api/progress/pieces/{piece_id}", "Star or unstar a piece", "progress", OBJECT,
+       body=StarIn),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

@@ -15,13 +15,18 @@ Both need ``Authorization: Bearer TOKEN`` (guest tokens too).
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
+from pydantic import Field
 
 from rooms.errors import RoomError
 from server.appkeys import SYNC
+from server.rest.apidoc import Op, Out, Query
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response
 from server.rest.common import json_body as _json_body
+from server.services import sync
 from server.services.schemas import parse
 from server.services.sync import PullIn, parse_push
 
@@ -60,3 +65,49 @@ async def pull(request: web.Request) -> web.Response:
     except RoomError as exc:
         raise error(400, exc.code, exc.message) from None
     return json_response(await request.app[SYNC].pull(user_id, msg.cursor, msg.limit))
+
+
+# --------------------------------------------------------------------------- the document
+
+
+class PushErrorOut(Out):
+    code: str
+    message: str
+    mutation_id: int | None = None
+
+
+class PushOut(Out):
+    last_mutation_id: int = Field(ge=0)
+    version: int = Field(ge=0)
+    error: PushErrorOut | None = None
+
+
+class ChangeOut(Out):
+    entity: str
+    id: str
+    version: int
+    deleted: bool
+    fields: dict[str, Any] | None = None
+
+
+class PullOut(Out):
+    changes: list[ChangeOut]
+    cursor: int = Field(ge=0)
+    has_more: bool
+
+
+class PushBody(sync.PushIn):
+    """The push envelope with its mutations described (each checked when applied)."""
+
+    mutations: list[sync.MutationIn] = Field(max_length=sync.MAX_MUTATIONS)
+
+
+OPERATIONS = [
+    Op("POST", "/api/sync/push", "Push mutations", "sync", PushOut, body=PushBody),
+    Op("GET", "/api/sync/pull", "Pull changes after a cursor", "sync", PullOut, query=(
+        Query("cursor", schema={"type": "integer", "minimum": 0, "default": 0}),
+        Query("limit", schema={"type": "integer", "minimum": 1,
+                               "maximum": sync.PULL_LIMIT_MAX, "default": sync.PULL_LIMIT}),
+    )),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""
