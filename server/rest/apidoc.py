@@ -32,6 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from server.services.schemas import INT64_MAX, INT64_MIN
+
 
 class Components:
     """``components/schemas``: pydantic models by name, their ``$defs`` hoisted."""
@@ -125,7 +127,9 @@ def model_query(model: type[BaseModel]) -> tuple[Query, ...]:
     """The query parameters a pydantic query model takes, one :class:`Query` per field.
 
     A query string has no null: ``anyOf [X, null]`` becomes ``X``. A field's
-    alias (``from``) is its parameter's name.
+    alias (``from``) is its parameter's name. An integer without a bound gets
+    the 64-bit ones that :func:`server.services.schemas.parse` holds every
+    model's integers to.
     """
     out = []
     for name, prop in model.model_json_schema()["properties"].items():
@@ -134,6 +138,9 @@ def model_query(model: type[BaseModel]) -> tuple[Query, ...]:
             schema = {k: v for k, v in branches[0].items() if k != "title"}
         else:
             schema = {"anyOf": [{k: v for k, v in b.items() if k != "title"} for b in branches]}
+        if schema.get("type") == "integer":
+            schema.setdefault("minimum", INT64_MIN)
+            schema.setdefault("maximum", INT64_MAX)
         if prop.get("default") is not None:
             schema["default"] = prop["default"]
         out.append(Query(name, description=prop.get("description", ""), schema=schema))

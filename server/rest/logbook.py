@@ -33,10 +33,10 @@ The profile and preferences (``/api/users/me…``) are in :mod:`server.rest.user
 the practice timers (``/api/practice/sessions…``) in :mod:`server.rest.practice_timers`;
 both use the helpers here.
 
-Lists take ``limit`` (1–200, default 50) and ``offset`` and answer
+Lists take ``limit`` (1–200, default 50) and ``offset`` (0–10⁹) and answer
 ``{"<name>": [...], "total", "limit", "offset"}``, newest first. Log and
 session lists filter by ``from``/``to`` (``YYYY-MM-DD``, inclusive, or an
-ISO date-time with offset; on ``start_time``), ``activity_type``,
+ISO date-time with offset; on ``start_time``; 1900-01-01 to 9998-12-31), ``activity_type``,
 ``piece_id``, ``work_title`` (case-insensitive substring) and ``source``.
 
 Errors: ``400`` (validation codes of :mod:`server.services.schemas`, ``unknown_piece``,
@@ -56,11 +56,10 @@ from sqlalchemy import func, select
 from rooms.errors import RoomError
 from server.appkeys import SESSIONMAKER, SYNC
 from server.db.models import PracticeLog, new_id, utcnow
-from server.rest.apidoc import Components, Op, Out, Query
+from server.rest.apidoc import Components, Op, Out, Query, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import http_error, json_response
 from server.rest.common import json_body as _json_body
-from server.rest.sync import query_int
 from server.services.logbook import (
     ACTIVITY_TYPES,
     ENTITIES,
@@ -69,7 +68,15 @@ from server.services.logbook import (
     Entity,
     row_to_json,
 )
-from server.services.schemas import _Strict, parse
+from server.services.schemas import (
+    MAX_DAY,
+    MIN_DAY,
+    QueryInt,
+    QueryModel,
+    _Strict,
+    parse,
+    parse_query,
+)
 
 routes = web.RouteTableDef()
 
@@ -141,17 +148,19 @@ async def get_row(request: web.Request, entity: Entity, row_id: str, *, where=()
     return row
 
 
+MAX_OFFSET = 10**9
+
+
+class PageQuery(QueryModel):
+    """``?limit=&offset=`` of a list."""
+
+    limit: QueryInt = Field(default=LIST_LIMIT, ge=1, le=LIST_LIMIT_MAX)
+    offset: QueryInt = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
 def _page(request: web.Request) -> tuple[int, int]:
-    try:
-        limit = query_int(request, "limit", LIST_LIMIT)
-        offset = query_int(request, "offset", 0)
-    except web.HTTPException:
-        raise RoomError("wrong_type", "limit and offset must be integers") from None
-    if not 1 <= limit <= LIST_LIMIT_MAX:
-        raise RoomError("out_of_range", f"limit must be 1-{LIST_LIMIT_MAX}")
-    if not 0 <= offset <= 10**9:
-        raise RoomError("out_of_range", "offset must be ≥ 0")
-    return limit, offset
+    page = parse_query(PageQuery, request.rel_url.query)
+    return page.limit, page.offset
 
 
 async def list_page(
@@ -235,20 +244,32 @@ async def _delete(request: web.Request, entity: Entity, row_id: str) -> None:
 
 
 def _time_bound(raw: str, *, upper: bool) -> datetime:
-    """A ``from``/``to`` filter: a date (whole day, UTC) or an ISO date-time with offset."""
+    """A ``from``/``to`` filter: a date (whole day, UTC) or an ISO date-time with offset,
+    between :data:`MIN_DAY` and the end of :data:`MAX_DAY` (UTC); else ``invalid_value``."""
     try:
         if len(raw) == 10:
             day = date.fromisoformat(raw)
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return moment + timedelta(days=1) if upper else moment
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            raise RoomError("invalid_value", "a date-time filter needs a UTC offset")
-        return moment.astimezone(UTC)
+            if upper:
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                raise RoomError("invalid_value", "a date-time filter needs a UTC offset")
+            moment = moment.astimezone(UTC)
     except ValueError:
         raise RoomError("invalid_value", f"{raw!r} is not a date or an ISO date-time") from None
     except OverflowError:  # 9999-12-31 + 1 day, 0001-01-01T00:00+14:00 in UTC, …
         raise RoomError("invalid_value", f"{raw!r} is outside the supported years") from None
+    if not _FIRST_MOMENT <= moment <= _LAST_MOMENT:
+        raise RoomError(
+            "invalid_value", f"{raw!r}: dates are {MIN_DAY.isoformat()}..{MAX_DAY.isoformat()}"
+        )
+    return moment
+
+
+_FIRST_MOMENT = datetime(MIN_DAY.year, MIN_DAY.month, MIN_DAY.day, tzinfo=UTC)
+_LAST_MOMENT = datetime(MAX_DAY.year, MAX_DAY.month, MAX_DAY.day, tzinfo=UTC) + timedelta(days=1)
 
 
 def log_filters(request: web.Request) -> list[Any]:
@@ -376,22 +397,21 @@ def listing(key: str):
     return schema
 
 
-PAGE = (
-    Query("limit", schema={"type": "integer", "minimum": 1, "maximum": LIST_LIMIT_MAX,
-                           "default": LIST_LIMIT}),
-    Query("offset", schema={"type": "integer", "minimum": 0, "default": 0}),
-)  # fmt: skip
-DAY_OR_MOMENT = {"anyOf": [{"type": "string", "format": "date"},
-                           {"type": "string", "format": "date-time"}]}  # fmt: skip
+PAGE = model_query(PageQuery)
+_BOUNDS = {"formatMinimum": MIN_DAY.isoformat(), "formatMaximum": MAX_DAY.isoformat()}
+DAY_OR_MOMENT = {"anyOf": [{"type": "string", "format": "date", **_BOUNDS},
+                           {"type": "string", "format": "date-time", **_BOUNDS}]}  # fmt: skip
 LOG_FILTERS = (
     Query(
         "from",
-        description="first day (YYYY-MM-DD) or ISO date-time with offset",
+        description="first day (YYYY-MM-DD) or ISO date-time with offset, "
+        f"{MIN_DAY.isoformat()} to {MAX_DAY.isoformat()}",
         schema=DAY_OR_MOMENT,
     ),
     Query(
         "to",
-        description="last day (YYYY-MM-DD, inclusive) or ISO date-time with offset",
+        description="last day (YYYY-MM-DD, inclusive) or ISO date-time with offset, "
+        f"{MIN_DAY.isoformat()} to {MAX_DAY.isoformat()}",
         schema=DAY_OR_MOMENT,
     ),
     Query("activity_type", schema={"type": "string", "enum": list(ACTIVITY_TYPES)}),

@@ -36,20 +36,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import delete, func, select
 
 from rooms import progress as rules
 from rooms.errors import RoomError
 from server.appkeys import PROGRESS_REFRESHER, SESSIONMAKER
 from server.db.models import PracticeLog, SheetMusic, StarredPiece, User, UserAchievement
-from server.rest.apidoc import OBJECT, Op, Query
+from server.rest.apidoc import OBJECT, Op, Query, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import http_error, json_response
 from server.rest.common import json_body as _json_body
 from server.services import analytics as store
 from server.services import progress as ps
 from server.services import progress_refresh
-from server.services.schemas import _Strict, parse
+from server.services.schemas import QueryDay, QueryModel, _Strict, parse, parse_query
 
 routes = web.RouteTableDef()
 
@@ -85,16 +86,12 @@ async def request_zone(request: web.Request, db) -> tuple[str, ZoneInfo]:
     return name, ps.zone(name)
 
 
-def query_date(request: web.Request, name: str) -> date | None:
-    raw = request.rel_url.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        if len(raw) != 10:
-            raise ValueError
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise RoomError("invalid_date", f"{name} must be a date YYYY-MM-DD") from None
+class DayRange(QueryModel):
+    """``?from=&to=``: local days ``YYYY-MM-DD``, inclusive, within
+    :data:`~server.services.schemas.MIN_DAY`..:data:`~server.services.schemas.MAX_DAY`."""
+
+    start: QueryDay | None = Field(default=None, alias="from", description="first local day")
+    end: QueryDay | None = Field(default=None, alias="to", description="last local day")
 
 
 MAX_RANGE_DAYS = 3660
@@ -105,8 +102,11 @@ def date_range(
 ) -> tuple[date | None, date | None]:
     """``?from=&to=`` local dates (inclusive). With ``default_days`` a missing bound
     defaults to the ``default_days`` days ending today; otherwise it stays open.
+    ``invalid_date`` (not ``YYYY-MM-DD``), ``out_of_range`` (a day beyond
+    :data:`~server.services.schemas.MIN_DAY`..:data:`~server.services.schemas.MAX_DAY`),
     ``invalid_range`` when from > to or the range is longer than 3660 days."""
-    start, end = query_date(request, "from"), query_date(request, "to")
+    days = parse_query(DayRange, request.rel_url.query)
+    start, end = days.start, days.end
     if default_days is not None:
         end = end or ps.today_in(tz)
         start = start or end - timedelta(days=default_days - 1)
@@ -416,11 +416,7 @@ async def put_time_zone(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- the document
 
 TZ = Query("tz", description="IANA time zone; default the caller's")
-RANGE = (
-    TZ,
-    Query("from", schema={"type": "string", "format": "date"}, description="local date"),
-    Query("to", schema={"type": "string", "format": "date"}, description="local date"),
-)
+RANGE = (TZ, *model_query(DayRange))
 
 OPERATIONS = [
     Op("GET", "/api/users/me/time-zone", "The caller's time zone (IANA)", "users", OBJECT),
