@@ -46,7 +46,12 @@ from server.rest import users as users_api
 from server.rest.api import routes as piece_routes
 from server.rest.common import errors_middleware
 from server.rest.ratelimit import RateLimiter, rest_middleware
-from server.rest.security import headers_middleware, json_too_large, socketio_cors
+from server.rest.security import (
+    headers_middleware,
+    json_too_large,
+    server_header,
+    socketio_cors,
+)
 from server.services import progress_refresh
 from server.services.pieces import PieceLibrary
 from server.services.privacy import PrivacyBus, purge_loop
@@ -200,6 +205,7 @@ def create_app(settings: Settings) -> web.Application:
         await progress_refresher.close()  # the last saves' progress
         await engine.dispose()
 
+    app.on_response_prepare.append(server_header)  # no library version in Server
     app.on_startup.append(on_startup)
     app.on_startup.append(library_api.backfill_on_startup)  # after the migrations
     app.on_shutdown.append(on_shutdown)

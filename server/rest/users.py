@@ -20,7 +20,9 @@ Preferences are a free JSON object synced like the logbook (entity
 :data:`server.services.logbook.MAX_PREFERENCES_BYTES` bytes of JSON, nested at
 most :data:`server.services.schemas.MAX_JSON_DEPTH` levels (``400 too_deep``).
 Every route needs ``Authorization: Bearer TOKEN``. Errors: ``400`` validation
-codes, ``401``. (``/api/users/me/time-zone`` is in :mod:`server.rest.progress`,
+codes and ``too_deep``, ``413 too_large`` (over
+:data:`server.services.schemas.MAX_JSON_BYTES`), ``401``.
+(``/api/users/me/time-zone`` is in :mod:`server.rest.progress`,
 ``/api/users/me/data`` in :mod:`server.rest.privacy`.)
 """
 
@@ -40,7 +42,7 @@ from server.rest.common import json_response
 from server.rest.logbook import body_object, caller_id, handler
 from server.services.logbook import ENTITIES, PREFERENCES_ID
 from server.services.privacy import deactivate
-from server.services.schemas import DisplayName, _Strict, parse
+from server.services.schemas import DisplayName, _Strict, check_json, parse
 
 routes = web.RouteTableDef()
 
@@ -124,7 +126,7 @@ async def get_preferences(request: web.Request) -> web.Response:
 async def put_preferences(request: web.Request) -> web.Response:
     """Merge the body's keys into the preferences (``null`` removes a key)."""
     user_id = caller_id(request)
-    fields = await body_object(request)
+    fields = check_json(await body_object(request))  # too_deep, too_large
     written = await request.app[SYNC].write(user_id, "preferences", "put", PREFERENCES_ID, fields)
     return json_response({"preferences": dict(written.row.data), "version": written.row.version})
 
