@@ -20,7 +20,8 @@ schema (for a schema made of several models), or ``None`` (no body).
 ``auth=True`` (the default) adds the bearer scheme and a ``401``; a
 ``{param}`` in the path adds a ``404`` and a path parameter (a string unless
 ``path_params`` names a schema for it); a body or query adds ``400``; ``errors``
-adds more statuses (each answers :class:`ErrorOut`).
+adds more statuses (each answers :class:`ErrorOut`). Logbook rows have
+:class:`RowOut`, :func:`fields_body` and :func:`listing`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from server.services.logbook import Entity
 from server.services.schemas import INT64_MAX, INT64_MIN
 
 
@@ -121,6 +123,58 @@ class Op:
 
 MIDI = {"type": "string", "format": "binary"}
 OBJECT = {"type": "object"}
+
+
+# --------------------------------------------------------------------------- logbook rows
+
+
+class RowOut(Out):
+    """A logbook row: ``{"id", "version", **fields}`` (fields of :mod:`server.services.logbook`)."""
+
+    id: str
+    version: int
+
+
+def fields_body(
+    entity: Entity, *, include=None, exclude=frozenset(), required=(), with_id: bool = False
+):
+    """The schema of a body of ``entity``'s fields (a subset: ``include``, ``exclude``),
+    optionally with a client-made ``id``; for an :class:`~server.rest.apidoc.Op`."""
+
+    def schema(components: Components) -> dict[str, Any]:
+        assert entity.fields is not None
+        fields = components.model(entity.fields)
+        props = {
+            k: {n: x for n, x in v.items() if not (n == "default" and x is None)}
+            for k, v in fields["properties"].items()
+            if (include is None or k in include) and k not in exclude
+        }  # "default: null" on a field that may not be null would contradict itself
+        if with_id:
+            props = {"id": {"type": "string", "minLength": 1, "maxLength": 64}, **props}
+        out = {"type": "object", "properties": props, "additionalProperties": False}
+        if required:
+            out["required"] = list(required)
+        return out
+
+    return schema
+
+
+def listing(key: str):
+    """The schema of a list answer ``{key: [row], "total", "limit", "offset"}``."""
+
+    def schema(components: Components) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": [key, "total", "limit", "offset"],
+            "properties": {
+                key: {"type": "array", "items": components.ref(RowOut)},
+                "total": {"type": "integer", "minimum": 0},
+                "limit": {"type": "integer", "minimum": 1},
+                "offset": {"type": "integer", "minimum": 0},
+            },
+        }
+
+    return schema
 
 
 def model_query(model: type[BaseModel]) -> tuple[Query, ...]:

@@ -56,7 +56,7 @@ from sqlalchemy import func, select
 from rooms.errors import RoomError
 from server.appkeys import SESSIONMAKER, SYNC
 from server.db.models import PracticeLog, new_id, utcnow
-from server.rest.apidoc import Components, Op, Out, Query, model_query
+from server.rest.apidoc import Op, Query, RowOut, fields_body, listing, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import http_error, json_response
 from server.rest.common import json_body as _json_body
@@ -346,55 +346,6 @@ _crud("/api/repertoire", ENTITIES["repertoire_item"], "repertoire")
 
 
 # --------------------------------------------------------------------------- the document
-
-
-class RowOut(Out):
-    """A logbook row: ``{"id", "version", **fields}`` (fields of :mod:`server.services.logbook`)."""
-
-    id: str
-    version: int
-
-
-def fields_body(
-    entity: Entity, *, include=None, exclude=frozenset(), required=(), with_id: bool = False
-):
-    """The schema of a body of ``entity``'s fields (a subset: ``include``, ``exclude``),
-    optionally with a client-made ``id``; for an :class:`~server.rest.apidoc.Op`."""
-
-    def schema(components: Components) -> dict[str, Any]:
-        assert entity.fields is not None
-        fields = components.model(entity.fields)
-        props = {
-            k: {n: x for n, x in v.items() if not (n == "default" and x is None)}
-            for k, v in fields["properties"].items()
-            if (include is None or k in include) and k not in exclude
-        }  # "default: null" on a field that may not be null would contradict itself
-        if with_id:
-            props = {"id": {"type": "string", "minLength": 1, "maxLength": 64}, **props}
-        out = {"type": "object", "properties": props, "additionalProperties": False}
-        if required:
-            out["required"] = list(required)
-        return out
-
-    return schema
-
-
-def listing(key: str):
-    """The schema of a list answer ``{key: [row], "total", "limit", "offset"}``."""
-
-    def schema(components: Components) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "required": [key, "total", "limit", "offset"],
-            "properties": {
-                key: {"type": "array", "items": components.ref(RowOut)},
-                "total": {"type": "integer", "minimum": 0},
-                "limit": {"type": "integer", "minimum": 1},
-                "offset": {"type": "integer", "minimum": 0},
-            },
-        }
-
-    return schema
 
 
 PAGE = model_query(PageQuery)

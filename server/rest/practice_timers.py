@@ -32,20 +32,17 @@ from aiohttp import web
 from rooms.errors import RoomError
 from server.appkeys import SYNC
 from server.db.models import PracticeLog, utcnow
-from server.rest.apidoc import Op
+from server.rest.apidoc import Op, RowOut, fields_body, listing
 from server.rest.common import json_response
 from server.rest.logbook import (
     LOG_FILTERS,
     LOG_ORDER,
     PAGE,
-    RowOut,
     body_object,
     caller_id,
-    fields_body,
     get_row,
     handler,
     list_page,
-    listing,
     log_filters,
     path_id,
     take_id,
