@@ -39,13 +39,21 @@ from server.rest import health, openapi
 from server.rest import library as library_api
 from server.rest import lobby as lobby_api
 from server.rest import logbook as logbook_api
+from server.rest import practice_timers as practice_timers_api
 from server.rest import privacy as privacy_api
 from server.rest import progress as progress_api
+from server.rest import sessions as sessions_api
 from server.rest import sync as sync_api
-from server.rest.api import routes
+from server.rest import users as users_api
+from server.rest.api import routes as piece_routes
 from server.rest.common import errors_middleware
 from server.rest.ratelimit import RateLimiter, rest_middleware
-from server.rest.security import headers_middleware, json_too_large, socketio_cors
+from server.rest.security import (
+    headers_middleware,
+    json_too_large,
+    server_header,
+    socketio_cors,
+)
 from server.services import progress_refresh
 from server.services.pieces import PieceLibrary
 from server.services.privacy import PrivacyBus
@@ -161,10 +169,13 @@ def create_app(settings: Settings) -> web.Application:
     app[PRESENCE] = presence
     # Before server.rest.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
     app.add_routes(library_api.routes)
-    app.add_routes(routes)
+    app.add_routes(piece_routes)
     for feature in (
         auth_api,
+        sessions_api,
         sync_api,
+        users_api,
+        practice_timers_api,
         logbook_api,
         lobby_api,
         privacy_api,
@@ -219,6 +230,7 @@ def create_app(settings: Settings) -> web.Application:
         await progress_refresher.close()  # the last saves' progress
         await engine.dispose()
 
+    app.on_response_prepare.append(server_header)  # no library version in Server
     app.on_startup.append(on_startup)
     app.on_startup.append(library_api.backfill_on_startup)  # after the migrations
     app.on_shutdown.append(on_shutdown)

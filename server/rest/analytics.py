@@ -48,8 +48,9 @@ from rooms import progress as rules
 from rooms.errors import RoomError
 from server.appkeys import SESSIONMAKER
 from server.db.models import PracticeLog, User
+from server.rest.apidoc import OBJECT, Op, Query
 from server.rest.common import json_response
-from server.rest.progress import date_range, handler, request_zone
+from server.rest.progress import RANGE, date_range, handler, request_zone
 from server.services import analytics as store
 from server.services import analytics_export
 from server.services import progress as ps
@@ -240,3 +241,22 @@ async def report(request: web.Request) -> web.Response:
         content_type="application/pdf",
         headers={"Content-Disposition": 'inline; filename="tutti-practice-report.pdf"'},
     )
+
+
+# --------------------------------------------------------------------------- the document
+
+OPERATIONS = [
+    Op("GET", "/api/analytics/practice-time", "Practice time by day, week and activity",
+       "analytics", OBJECT, query=RANGE),
+    Op("GET", "/api/analytics/repertoire", "Per-piece practice over a range", "analytics",
+       OBJECT, query=RANGE),
+    Op("GET", "/api/analytics/improvement", "Accuracy, timing and tempo trends per piece",
+       "analytics", OBJECT, query=(*RANGE, Query("piece_id"))),
+    Op("GET", "/api/analytics/export", "Every live log as JSON or CSV", "analytics", OBJECT,
+       alternatives={"text/csv": {"type": "string"}},
+       query=(*RANGE, Query("format", schema={"type": "string", "enum": ["json", "csv"],
+                                               "default": "json"}))),
+    Op("GET", "/api/analytics/report.pdf", "A PDF practice report with charts", "analytics",
+       {"type": "string", "format": "binary"}, response_type="application/pdf", query=RANGE),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

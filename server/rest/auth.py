@@ -1,8 +1,11 @@
-"""REST routes of accounts: magic-link login, refresh-token rotation, logout, who am I.
+"""REST routes of accounts: guest login, magic-link login, refresh-token rotation, logout,
+who am I.
 
 ==========================  ==================================================
 request                     answer
 ==========================  ==================================================
+``POST /api/auth/guest``    ``{"display_name"}`` (1–50 characters) → ``201
+                            {"access_token", "user": {"id", "display_name"}}``
 ``POST /api/auth/login``    ``{"email"}`` (+ optional ``Authorization: Bearer
                             <guest access token>``: that guest's data moves to
                             the account on verification) → ``202 {"sent":
@@ -36,7 +39,7 @@ Errors are ``{"error": {"code", "message"}}``: 400 for a bad body
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from aiohttp import web
@@ -44,12 +47,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rooms.errors import RoomError
 from server.appkeys import MANAGER, SECRET, SESSIONMAKER, SETTINGS, SIO
+from server.db import repository
+from server.rest.apidoc import Op, Out
 from server.rest.common import error, json_response
+from server.rest.common import json_body as _json_body
 from server.services import accounts, login_links, refresh_tokens
 from server.services.accounts import AccountError, UserInfo
 from server.services.auth import TokenError, bearer_token, issue_token, verify_token
 from server.services.mailer import Mailer, MailError
-from server.services.schemas import Id, parse
+from server.services.schemas import GuestIn, Id, parse
 
 if TYPE_CHECKING:
     from server.realtime.room_manager import RoomManager
@@ -126,6 +132,29 @@ def in_unfinished_room(manager: RoomManager, user_id: str) -> bool:
         room.finished is None
         and (room.host == user_id or user_id in room.members or room.live_result(user_id))
         for room in manager.rooms.values()
+    )
+
+
+@routes.post("/api/auth/guest")
+async def guest_login(request: web.Request) -> web.Response:
+    """``{"display_name"}`` → ``{"access_token", "user": {"id", "display_name"}}``."""
+    try:
+        body = parse(GuestIn, await _json_body(request))
+    except RoomError as exc:
+        raise error(400, exc.code, exc.message) from None
+    settings = request.app[SETTINGS]
+    async with request.app[SESSIONMAKER].begin() as db:
+        user = await repository.create_guest(db, body.display_name)
+        user_id, name = user.id, user.display_name
+    token = issue_token(
+        request.app[SECRET],
+        user_id=user_id,
+        display_name=name,
+        guest=True,
+        ttl_s=settings.token_ttl_s,
+    )
+    return json_response(
+        {"access_token": token, "user": {"id": user_id, "display_name": name}}, status=201
     )
 
 
@@ -225,3 +254,57 @@ async def me(request: web.Request) -> web.Response:
     if user is None:
         raise error(401, "unknown_user", "the user of this token no longer exists")
     return json_response(user.to_dict())
+
+
+# --------------------------------------------------------------------------- the document
+
+
+class GuestUserOut(Out):
+    id: str
+    display_name: str
+
+
+class GuestOut(Out):
+    access_token: str
+    user: GuestUserOut
+
+
+class UserInfoOut(Out):
+    id: str
+    display_name: str
+    email: str | None
+    is_guest: bool
+
+
+class LoginOut(Out):
+    sent: Literal[True]
+    email: str
+    expires_in: int = Field(description="link lifetime, s")
+
+
+class TokensOut(Out):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="access token lifetime, s")
+    user: UserInfoOut
+
+
+class VerifyOut(TokensOut):
+    merged: dict[str, Any] | None
+
+
+OPERATIONS = [
+    Op("POST", "/api/auth/guest", "Log in as a guest", "accounts", GuestOut, 201, GuestIn,
+       auth=False),
+    Op("POST", "/api/auth/login", "Mail a login link", "accounts", LoginOut, 202, LoginIn,
+       auth=False, optional_auth=True, errors=(401, 429, 503)),
+    Op("POST", "/api/auth/verify", "Trade a login link for tokens", "accounts", VerifyOut,
+       body=VerifyIn, auth=False, errors=(401, 409)),
+    Op("POST", "/api/auth/refresh", "Rotate a refresh token", "accounts", TokensOut,
+       body=RefreshIn, auth=False, errors=(401,)),
+    Op("POST", "/api/auth/logout", "Revoke a login's refresh tokens", "accounts", None, 204,
+       RefreshIn, auth=False, errors=(401,)),
+    Op("GET", "/api/auth/me", "The caller", "accounts", UserInfoOut),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

@@ -8,6 +8,7 @@ answers it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -16,6 +17,18 @@ from aiohttp import web
 from rooms.errors import TuttiError
 from server.appkeys import SECRET
 from server.services.auth import TokenError, verify_token
+
+log = logging.getLogger("tutti.rest")
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    414: "too_large",
+    431: "too_large",
+}
+"""Codes of aiohttp's own HTTP errors (an unknown route or method, …); others ``http_<status>``."""
 
 
 class JsonError(web.HTTPError):
@@ -77,8 +90,26 @@ def caller(request: web.Request) -> dict:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Answers a :class:`~rooms.errors.TuttiError` a handler raised, with its status."""
+    """Every error as Tutti's JSON error body, whoever raised it.
+
+    * a :class:`~rooms.errors.TuttiError` a handler raised: its status and code;
+    * aiohttp's own HTTP errors (``404`` for an unknown route → ``not_found``,
+      ``405`` for an unknown method → ``method_not_allowed``, keeping ``Allow``;
+      :data:`HTTP_CODES`), which aiohttp answers in plain text;
+    * any other exception: logged, ``500 internal_error`` (nothing of it is told).
+    """
     try:
         return await handler(request)
     except TuttiError as exc:
         raise http_error(exc) from None
+    except (JsonError, web.HTTPRequestEntityTooLarge):
+        raise  # already JSON; a body over client_max_size: security.json_too_large
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        code = HTTP_CODES.get(exc.status, f"http_{exc.status}")
+        raise JsonError(exc.status, code, exc.reason or code, headers) from None
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        raise JsonError(500, "internal_error", "server error") from None

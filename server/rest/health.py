@@ -1,4 +1,5 @@
-"""Liveness and readiness probes (Kubernetes' ``/livez`` and ``/readyz`` conventions).
+"""Health: liveness and readiness probes (Kubernetes' ``/livez`` and ``/readyz``
+conventions) and ``/api/health``.
 
 * ``GET /livez`` → ``200 {"status": "ok"}`` while the process serves HTTP
   at all (nothing else is checked: a failing dependency must not get the
@@ -12,17 +13,26 @@
   session factory (a read-only or full disk still reads); ``redis`` (only
   with ``--redis-url``): ``PING`` on the room directory's client. The checks run concurrently, so
   the answer takes at most about :data:`CHECK_TIMEOUT_S`.
+* ``GET /api/health`` → ``200 {"status": "ok", "database": "ok", "rooms",
+  "connections", "rejections": {limit: count}, "fanout"?}``: counts of this
+  process (rooms held, Socket.IO connections, refusals by limit since start;
+  ``fanout`` the per-room Redis fan-out's counters when it is in use).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import text
 
 from server.appkeys import MANAGER, SESSIONMAKER
+from server.rest.apidoc import Op, Out
+from server.rest.common import json_response
+from server.services import limits_counter
 
 CHECK_TIMEOUT_S = 1.0
 
@@ -70,7 +80,57 @@ def _json(data: dict, status: int) -> web.Response:
     )
 
 
+async def api_health(request: web.Request) -> web.Response:
+    """``GET /api/health``: see the module docstring."""
+    async with request.app[SESSIONMAKER]() as db:
+        await db.execute(text("SELECT 1"))
+    manager = request.app[MANAGER]
+    body = {
+        "status": "ok",
+        "database": "ok",
+        "rooms": len(manager.rooms),
+        "connections": len(manager.connections),
+    }
+    body["rejections"] = limits_counter.snapshot()  # refusals by limit, this process
+    client_manager = manager.sio.manager
+    if hasattr(client_manager, "stats"):  # the per-room Redis fan-out's counters
+        body["fanout"] = client_manager.stats()
+    return json_response(body)
+
+
 def install(app: web.Application) -> None:
-    """Add ``/livez`` and ``/readyz`` to ``app``."""
+    """Add ``/livez``, ``/readyz`` and ``/api/health`` to ``app``."""
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/health", api_health)
+
+
+# --------------------------------------------------------------------------- the document
+
+
+class HealthOut(Out):
+    status: Literal["ok"]
+    database: Literal["ok"]
+    rooms: int = Field(ge=0)
+    connections: int = Field(ge=0)
+    fanout: dict[str, Any] | None = None
+
+
+class LiveOut(Out):
+    status: Literal["ok"]
+
+
+class ReadyOut(Out):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
+    failed: list[str] | None = None
+
+
+OPERATIONS = [
+    Op("GET", "/livez", "Liveness: the process serves HTTP", "operations", LiveOut, auth=False),
+    Op("GET", "/readyz", "Readiness: database and Redis reachable", "operations", ReadyOut,
+       auth=False, extra_responses={503: ReadyOut}),
+    Op("GET", "/api/health", "Health and counts of this process", "operations", HealthOut,
+       auth=False),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

@@ -15,11 +15,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 
 from server.appkeys import MANAGER
 from server.realtime.guard import INVITES
+from server.rest.apidoc import Op, Out
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response
 
@@ -63,3 +65,25 @@ async def piece_notes(request: web.Request) -> web.Response:
         "parts": parts,
     }
     return json_response(body)
+
+
+# --------------------------------------------------------------------------- the document
+
+
+class RoomListOut(Out):
+    rooms: list[dict[str, Any]]
+
+
+class PieceNotesOut(Out):
+    piece_id: str
+    tempo_bpm: float
+    duration_s: float
+    parts: list[Any]
+
+
+OPERATIONS = [
+    Op("GET", "/api/rooms", "Open rooms of this process", "rooms", RoomListOut),
+    Op("GET", "/api/pieces/{piece_id}/notes", "A piece's notes per part (seconds)", "pieces",
+       PieceNotesOut, auth=False),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

@@ -1,4 +1,5 @@
-"""The logbook's REST API, on top of the sync write path.
+"""The logbook's REST API (logs, quick logs, templates, goals, repertoire), on top of the
+sync write path, and the helpers of every logbook route.
 
 Every write here is one server-side mutation through
 :class:`server.services.sync.SyncService` (no ``client_id``, no ``client_mutations``
@@ -18,16 +19,6 @@ makes one. Rows come back as ``{"id", "version", **fields}``.
 ==========================================  ==================================================
 route                                       does
 ==========================================  ==================================================
-``GET|PUT|DELETE /api/users/me``            profile; PUT ``{"display_name"}``; DELETE
-                                            deactivates the account, purged later
-                                            (:mod:`server.services.privacy`) → 204
-``GET|PUT|DELETE /api/users/me/preferences``  ``{"preferences", "version"}``; PUT merges key
-                                            by key (``null`` removes a key); DELETE clears
-``POST /api/practice/sessions/start``       a running timer entry (``source: "timer"``,
-                                            ``start_time`` = now on the server) → 201
-``POST /api/practice/sessions/{id}/end``    ``end_time`` = now, ``duration_seconds`` from the
-                                            server clock; body: annotations only
-``GET /api/practice/sessions[/{id}]``       timer entries and room logs
 ``POST /api/practice/logs``                 a manual entry → 201
 ``GET /api/practice/logs[/{id}]``           list (filters, pagination) / one entry
 ``PUT|PATCH /api/practice/logs/{id}``       per-field patch
@@ -38,10 +29,14 @@ route                                       does
 ``/api/goals[/{id}]``, ``/api/repertoire[/{id}]``  the same for goals and repertoire items
 ==========================================  ==================================================
 
-Lists take ``limit`` (1–200, default 50) and ``offset`` and answer
+The profile and preferences (``/api/users/me…``) are in :mod:`server.rest.users`,
+the practice timers (``/api/practice/sessions…``) in :mod:`server.rest.practice_timers`;
+both use the helpers here.
+
+Lists take ``limit`` (1–200, default 50) and ``offset`` (0–10⁹) and answer
 ``{"<name>": [...], "total", "limit", "offset"}``, newest first. Log and
 session lists filter by ``from``/``to`` (``YYYY-MM-DD``, inclusive, or an
-ISO date-time with offset; on ``start_time``), ``activity_type``,
+ISO date-time with offset; on ``start_time``; 1900-01-01 to 9998-12-31), ``activity_type``,
 ``piece_id``, ``work_title`` (case-insensitive substring) and ``source``.
 
 Errors: ``400`` (validation codes of :mod:`server.services.schemas`, ``unknown_piece``,
@@ -59,49 +54,34 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from rooms.errors import RoomError
-from server.appkeys import MANAGER, PRIVACY_BUS, SESSIONMAKER, SYNC
-from server.db import repository
-from server.db.models import PracticeLog, User, new_id, utcnow
+from server.appkeys import SESSIONMAKER, SYNC
+from server.db.models import PracticeLog, new_id, utcnow
+from server.rest.apidoc import Op, Query, RowOut, fields_body, listing, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import http_error, json_response
 from server.rest.common import json_body as _json_body
-from server.rest.sync import query_int
 from server.services.logbook import (
     ACTIVITY_TYPES,
     ENTITIES,
     LOG_SOURCES,
     LOGBOOK_ENTRY,
-    PREFERENCES_ID,
-    ROOM_LOG_WRITABLE,
     Entity,
     row_to_json,
 )
-from server.services.privacy import deactivate
-from server.services.schemas import DisplayName, _Strict, parse
+from server.services.schemas import (
+    MAX_DAY,
+    MIN_DAY,
+    QueryInt,
+    QueryModel,
+    _Strict,
+    parse,
+    parse_query,
+)
 
 routes = web.RouteTableDef()
 
 LIST_LIMIT = 50
 LIST_LIMIT_MAX = 200
-TIMER_START_FIELDS = frozenset(
-    {
-        "activity_type",
-        "instrument",
-        "piece_id",
-        "work_title",
-        "pieces",
-        "tempo_target",
-        "focus_areas",
-        "notes",
-        "mood",
-    }
-)
-
-
-class ProfileIn(_Strict):
-    display_name: DisplayName
-
-
 RowId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -109,14 +89,14 @@ class _NewId(_Strict):
     id: RowId
 
 
-def _user(request: web.Request) -> str:
+def caller_id(request: web.Request) -> str:
     """The caller's user id (verified by :func:`handler` before anything else)."""
     if "user_id" not in request:
         request["user_id"] = _caller(request)["sub"]
     return request["user_id"]
 
 
-async def _body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+async def body_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     if allow_empty and not await request.read():
         return {}
     data = await _json_body(request)
@@ -125,7 +105,7 @@ async def _body(request: web.Request, *, allow_empty: bool = False) -> dict[str,
     return data
 
 
-def _take_id(body: dict[str, Any]) -> tuple[str, bool]:
+def take_id(body: dict[str, Any]) -> tuple[str, bool]:
     """The client-made ``id`` of a create (validated), else a new one; and whether the
     server made it (then no row can hold it yet)."""
     if "id" not in body:
@@ -137,7 +117,7 @@ def handler(fn):
     """Authenticate first (401 before any body is looked at); ``RoomError`` → HTTP error."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        _user(request)
+        caller_id(request)
         try:
             return await fn(request)
         except RoomError as exc:
@@ -148,108 +128,17 @@ def handler(fn):
     return wrapped
 
 
-# --------------------------------------------------------------------------- users/me
-
-
-def _profile(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "display_name": user.display_name,
-        "is_guest": user.is_guest,
-        "email": user.email,
-        "created_at": user.created_at.isoformat(),
-    }
-
-
-@routes.get("/api/users/me")
-@handler
-async def get_me(request: web.Request) -> web.Response:
-    user_id = _user(request)
-    async with request.app[SESSIONMAKER]() as db:
-        user = await repository.get_user(db, user_id)
-        if user is None:
-            raise RoomError("unknown_user", "this token's user no longer exists")
-        return json_response(_profile(user))
-
-
-@routes.put("/api/users/me")
-@handler
-async def put_me(request: web.Request) -> web.Response:
-    """``{"display_name"}`` (1–50 characters). Tokens issued before keep the old name."""
-    user_id = _user(request)
-    body = parse(ProfileIn, await _body(request))
-    async with request.app[SESSIONMAKER].begin() as db:
-        user = await db.get(User, user_id)
-        if user is None:
-            raise RoomError("unknown_user", "this token's user no longer exists")
-        user.display_name = body.display_name
-        user.updated_at = utcnow()
-        await db.flush()
-        return json_response(_profile(user))
-
-
-@routes.delete("/api/users/me")
-@handler
-async def delete_me(request: web.Request) -> web.Response:
-    """Delete the caller's account: deactivated at once (tokens, logins and sockets
-    refused), purged ``purge_after_days`` later (see :mod:`server.services.privacy`) → 204."""
-    user_id = _user(request)
-    async with request.app[SESSIONMAKER]() as db:
-        if await repository.get_user(db, user_id) is None:
-            raise RoomError("unknown_user", "this token's user no longer exists")
-    await deactivate(
-        request.app[SESSIONMAKER], request.app[MANAGER], user_id, request.app.get(PRIVACY_BUS)
-    )
-    return web.Response(status=204)
-
-
-# --------------------------------------------------------------------------- preferences
-
-
-async def _preferences(request: web.Request, user_id: str) -> dict[str, Any]:
-    async with request.app[SESSIONMAKER]() as db:
-        row = await db.get(ENTITIES["preferences"].model, user_id)
-    if row is None:
-        return {"preferences": {}, "version": 0}
-    return {"preferences": dict(row.data or {}), "version": row.version}
-
-
-@routes.get("/api/users/me/preferences")
-@handler
-async def get_preferences(request: web.Request) -> web.Response:
-    return json_response(await _preferences(request, _user(request)))
-
-
-@routes.put("/api/users/me/preferences")
-@routes.patch("/api/users/me/preferences")
-@handler
-async def put_preferences(request: web.Request) -> web.Response:
-    """Merge the body's keys into the preferences (``null`` removes a key)."""
-    user_id = _user(request)
-    fields = await _body(request)
-    written = await request.app[SYNC].write(user_id, "preferences", "put", PREFERENCES_ID, fields)
-    return json_response({"preferences": dict(written.row.data), "version": written.row.version})
-
-
-@routes.delete("/api/users/me/preferences")
-@handler
-async def delete_preferences(request: web.Request) -> web.Response:
-    user_id = _user(request)
-    await request.app[SYNC].write(user_id, "preferences", "delete", PREFERENCES_ID, {})
-    return web.Response(status=204)
-
-
 # --------------------------------------------------------------------------- generic rows
 
 
-async def _get_row(request: web.Request, entity: Entity, row_id: str, *, where=()) -> Any:
+async def get_row(request: web.Request, entity: Entity, row_id: str, *, where=()) -> Any:
     """The caller's live row ``row_id`` or ``not_found``."""
     model = entity.model
     async with request.app[SESSIONMAKER]() as db:
         row = await db.scalar(
             select(model).where(
                 model.id == row_id,
-                model.user_id == _user(request),
+                model.user_id == caller_id(request),
                 model.deleted_at.is_(None),
                 *where,
             )
@@ -259,25 +148,27 @@ async def _get_row(request: web.Request, entity: Entity, row_id: str, *, where=(
     return row
 
 
+MAX_OFFSET = 10**9
+
+
+class PageQuery(QueryModel):
+    """``?limit=&offset=`` of a list."""
+
+    limit: QueryInt = Field(default=LIST_LIMIT, ge=1, le=LIST_LIMIT_MAX)
+    offset: QueryInt = Field(default=0, ge=0, le=MAX_OFFSET)
+
+
 def _page(request: web.Request) -> tuple[int, int]:
-    try:
-        limit = query_int(request, "limit", LIST_LIMIT)
-        offset = query_int(request, "offset", 0)
-    except web.HTTPException:
-        raise RoomError("wrong_type", "limit and offset must be integers") from None
-    if not 1 <= limit <= LIST_LIMIT_MAX:
-        raise RoomError("out_of_range", f"limit must be 1-{LIST_LIMIT_MAX}")
-    if not 0 <= offset <= 10**9:
-        raise RoomError("out_of_range", "offset must be ≥ 0")
-    return limit, offset
+    page = parse_query(PageQuery, request.rel_url.query)
+    return page.limit, page.offset
 
 
-async def _list(
+async def list_page(
     request: web.Request, entity: Entity, key: str, where=(), order=None
 ) -> web.Response:
     model = entity.model
     limit, offset = _page(request)
-    conditions = (model.user_id == _user(request), model.deleted_at.is_(None), *where)
+    conditions = (model.user_id == caller_id(request), model.deleted_at.is_(None), *where)
     order = order or (model.created_at.desc(), model.id.desc())
     async with request.app[SESSIONMAKER]() as db:
         total = await db.scalar(select(func.count()).select_from(model).where(*conditions))
@@ -301,50 +192,50 @@ def _crud(prefix: str, entity: Entity, key: str, listing=None) -> None:
 
     @handler
     async def create(request: web.Request) -> web.Response:
-        body = await _body(request)
-        row_id, fresh = _take_id(body)
+        body = await body_object(request)
+        row_id, fresh = take_id(body)
         written = await request.app[SYNC].write(
-            _user(request), entity.name, "create", row_id, body, fresh_id=fresh
+            caller_id(request), entity.name, "create", row_id, body, fresh_id=fresh
         )
         return json_response(written.json(), status=201)
 
     @handler
-    async def list_rows(request: web.Request) -> web.Response:
-        return await _list(request, entity, key)
+    async def list_all(request: web.Request) -> web.Response:
+        return await list_page(request, entity, key)
 
     @handler
     async def get_one(request: web.Request) -> web.Response:
-        return json_response(row_to_json(entity, await _get_row(request, entity, _id(request))))
+        return json_response(row_to_json(entity, await get_row(request, entity, path_id(request))))
 
     @handler
     async def patch(request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await body_object(request)
         written = await request.app[SYNC].write(
-            _user(request), entity.name, "update", _id(request), body
+            caller_id(request), entity.name, "update", path_id(request), body
         )
         return json_response(written.json())
 
     @handler
     async def delete(request: web.Request) -> web.Response:
-        await _delete(request, entity, _id(request))
+        await _delete(request, entity, path_id(request))
         return web.Response(status=204)
 
     routes.post(prefix)(create)
-    routes.get(prefix)(listing or list_rows)
+    routes.get(prefix)(listing or list_all)
     routes.get(prefix + "/{id}")(get_one)
     routes.put(prefix + "/{id}")(patch)
     routes.patch(prefix + "/{id}")(patch)
     routes.delete(prefix + "/{id}")(delete)
 
 
-def _id(request: web.Request) -> str:
+def path_id(request: web.Request) -> str:
     return request.match_info["id"]
 
 
 async def _delete(request: web.Request, entity: Entity, row_id: str) -> None:
     """A REST delete: ``not_found`` for a missing, foreign or already deleted row."""
-    await _get_row(request, entity, row_id)
-    written = await request.app[SYNC].write(_user(request), entity.name, "delete", row_id, {})
+    await get_row(request, entity, row_id)
+    written = await request.app[SYNC].write(caller_id(request), entity.name, "delete", row_id, {})
     if written.version is None:  # deleted in between by another device
         raise RoomError("not_found", f"no {entity.name} with id {row_id!r}")
 
@@ -353,23 +244,35 @@ async def _delete(request: web.Request, entity: Entity, row_id: str) -> None:
 
 
 def _time_bound(raw: str, *, upper: bool) -> datetime:
-    """A ``from``/``to`` filter: a date (whole day, UTC) or an ISO date-time with offset."""
+    """A ``from``/``to`` filter: a date (whole day, UTC) or an ISO date-time with offset,
+    between :data:`MIN_DAY` and the end of :data:`MAX_DAY` (UTC); else ``invalid_value``."""
     try:
         if len(raw) == 10:
             day = date.fromisoformat(raw)
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return moment + timedelta(days=1) if upper else moment
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            raise RoomError("invalid_value", "a date-time filter needs a UTC offset")
-        return moment.astimezone(UTC)
+            if upper:
+                moment += timedelta(days=1)
+        else:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                raise RoomError("invalid_value", "a date-time filter needs a UTC offset")
+            moment = moment.astimezone(UTC)
     except ValueError:
         raise RoomError("invalid_value", f"{raw!r} is not a date or an ISO date-time") from None
     except OverflowError:  # 9999-12-31 + 1 day, 0001-01-01T00:00+14:00 in UTC, …
         raise RoomError("invalid_value", f"{raw!r} is outside the supported years") from None
+    if not _FIRST_MOMENT <= moment <= _LAST_MOMENT:
+        raise RoomError(
+            "invalid_value", f"{raw!r}: dates are {MIN_DAY.isoformat()}..{MAX_DAY.isoformat()}"
+        )
+    return moment
 
 
-def _log_filters(request: web.Request) -> list[Any]:
+_FIRST_MOMENT = datetime(MIN_DAY.year, MIN_DAY.month, MIN_DAY.day, tzinfo=UTC)
+_LAST_MOMENT = datetime(MAX_DAY.year, MAX_DAY.month, MAX_DAY.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def log_filters(request: web.Request) -> list[Any]:
     query = request.rel_url.query
     where: list[Any] = []
     if "from" in query:
@@ -396,12 +299,12 @@ def _log_filters(request: web.Request) -> list[Any]:
     return where
 
 
-_LOG_ORDER = (PracticeLog.start_time.desc(), PracticeLog.id.desc())
+LOG_ORDER = (PracticeLog.start_time.desc(), PracticeLog.id.desc())
 
 
 @handler
 async def list_logs(request: web.Request) -> web.Response:
-    return await _list(request, LOGBOOK_ENTRY, "logs", _log_filters(request), _LOG_ORDER)
+    return await list_page(request, LOGBOOK_ENTRY, "logs", log_filters(request), LOG_ORDER)
 
 
 @routes.post("/api/practice/quick-log")
@@ -412,8 +315,8 @@ async def quick_log(request: web.Request) -> web.Response:
     Without ``start_time`` it is now − duration on the server clock; ``end_time``
     defaults to start + duration.
     """
-    body = await _body(request)
-    row_id, fresh = _take_id(body)
+    body = await body_object(request)
+    row_id, fresh = take_id(body)
     if "source" in body:
         raise RoomError("unknown_field", "source: a quick log's source is quick_log")
     values = LOGBOOK_ENTRY.parse(body)
@@ -425,7 +328,7 @@ async def quick_log(request: web.Request) -> web.Response:
         values["start_time"] = utcnow() - duration
     values.setdefault("end_time", values["start_time"] + duration)
     written = await request.app[SYNC].write(
-        _user(request),
+        caller_id(request),
         "logbook_entry",
         "create",
         row_id,
@@ -436,61 +339,65 @@ async def quick_log(request: web.Request) -> web.Response:
     return json_response(written.json(), status=201)
 
 
-# --------------------------------------------------------------------------- sessions
-
-_SESSION_SOURCES = PracticeLog.source.in_(("timer", "room"))
-
-
-@routes.post("/api/practice/sessions/start")
-@handler
-async def start_session(request: web.Request) -> web.Response:
-    """Start a practice timer: ``{"activity_type", "instrument"?, "work_title"?, ...}``."""
-    body = await _body(request)
-    row_id, fresh = _take_id(body)
-    extra = sorted(set(body) - TIMER_START_FIELDS)
-    if extra:
-        raise RoomError("unknown_field", f"{extra[0]}: not a field of a session start")
-    if "activity_type" not in body:
-        raise RoomError("missing_field", "activity_type: required")
-    written = await request.app[SYNC].write(
-        _user(request),
-        "logbook_entry",
-        "create",
-        row_id,
-        body,
-        server_values={"source": "timer", "start_time": utcnow(), "duration_seconds": 0.0},
-        fresh_id=fresh,
-    )
-    return json_response(written.json(), status=201)
-
-
-@routes.post("/api/practice/sessions/{id}/end")
-@handler
-async def end_session(request: web.Request) -> web.Response:
-    """Stop the timer; the body may add ``self_rating``, ``focus_areas``, ``notes``, ``mood``."""
-    body = await _body(request, allow_empty=True)
-    extra = sorted(set(body) - ROOM_LOG_WRITABLE)
-    if extra:
-        raise RoomError("unknown_field", f"{extra[0]}: not a field of a session end")
-    written = await request.app[SYNC].end_timer(_user(request), _id(request), body)
-    return json_response(written.json())
-
-
-@routes.get("/api/practice/sessions")
-@handler
-async def list_sessions(request: web.Request) -> web.Response:
-    where = [_SESSION_SOURCES, *_log_filters(request)]
-    return await _list(request, LOGBOOK_ENTRY, "sessions", where, _LOG_ORDER)
-
-
-@routes.get("/api/practice/sessions/{id}")
-@handler
-async def get_session(request: web.Request) -> web.Response:
-    row = await _get_row(request, LOGBOOK_ENTRY, _id(request), where=(_SESSION_SOURCES,))
-    return json_response(row_to_json(LOGBOOK_ENTRY, row))
-
-
 _crud("/api/practice/logs", LOGBOOK_ENTRY, "logs", listing=list_logs)
 _crud("/api/practice/templates", ENTITIES["practice_template"], "templates")
 _crud("/api/goals", ENTITIES["goal"], "goals")
 _crud("/api/repertoire", ENTITIES["repertoire_item"], "repertoire")
+
+
+# --------------------------------------------------------------------------- the document
+
+
+PAGE = model_query(PageQuery)
+_BOUNDS = {"formatMinimum": MIN_DAY.isoformat(), "formatMaximum": MAX_DAY.isoformat()}
+DAY_OR_MOMENT = {"anyOf": [{"type": "string", "format": "date", **_BOUNDS},
+                           {"type": "string", "format": "date-time", **_BOUNDS}]}  # fmt: skip
+LOG_FILTERS = (
+    Query(
+        "from",
+        description="first day (YYYY-MM-DD) or ISO date-time with offset, "
+        f"{MIN_DAY.isoformat()} to {MAX_DAY.isoformat()}",
+        schema=DAY_OR_MOMENT,
+    ),
+    Query(
+        "to",
+        description="last day (YYYY-MM-DD, inclusive) or ISO date-time with offset, "
+        f"{MIN_DAY.isoformat()} to {MAX_DAY.isoformat()}",
+        schema=DAY_OR_MOMENT,
+    ),
+    Query("activity_type", schema={"type": "string", "enum": list(ACTIVITY_TYPES)}),
+    Query("piece_id"),
+    Query("work_title", description="case-insensitive substring"),
+    Query("source", schema={"type": "string", "enum": [*LOG_SOURCES, "room"]}),
+)
+
+
+def crud_operations(prefix: str, entity: Entity, key: str, tag: str, filters=()) -> list[Op]:
+    """The six operations :func:`_crud` registers."""
+    one = f"{prefix}/{{id}}"
+    create = fields_body(entity, required=entity.required, with_id=True)
+    patch = fields_body(entity)
+    name = entity.name.replace("_", " ")
+    return [
+        Op("POST", prefix, f"Create a {name}", tag, RowOut, 201, create, errors=(409,)),
+        Op("GET", prefix, f"List the caller's {name}s, newest first", tag,
+           listing(key), query=PAGE + tuple(filters)),
+        Op("GET", one, f"One {name}", tag, RowOut),
+        Op("PUT", one, f"Change fields of a {name}", tag, RowOut, body=patch),
+        Op("PATCH", one, f"Change fields of a {name}", tag, RowOut, body=patch),
+        Op("DELETE", one, f"Delete a {name} (a tombstone every device pulls)", tag, None, 204),
+    ]  # fmt: skip
+
+
+OPERATIONS = [
+    Op("POST", "/api/practice/quick-log", "Log practice just finished", "practice", RowOut, 201,
+       fields_body(LOGBOOK_ENTRY, exclude={"source"}, with_id=True,
+                   required=["activity_type", "duration_seconds"]),
+       errors=(409,)),
+    *crud_operations("/api/practice/logs", LOGBOOK_ENTRY, "logs", "practice", LOG_FILTERS),
+    *crud_operations("/api/practice/templates", ENTITIES["practice_template"], "templates",
+                     "practice"),
+    *crud_operations("/api/goals", ENTITIES["goal"], "goals", "goals"),
+    *crud_operations("/api/repertoire", ENTITIES["repertoire_item"], "repertoire", "repertoire"),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

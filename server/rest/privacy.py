@@ -9,7 +9,7 @@ instead (``recording_url``: ``/api/sessions/{id}/recording.mid``,
 ``file_url``: ``/api/pieces/{id}/midi``). Errors: 401 (token), 400
 ``invalid_value`` (another ``format``).
 
-``DELETE /api/users/me`` (in :mod:`server.rest.logbook`) calls
+``DELETE /api/users/me`` (in :mod:`server.rest.users`) calls
 :func:`server.services.privacy.deactivate`; afterwards :func:`deactivated_middleware`
 answers every ``/api/`` request with that user's token ``401
 account_deleted``.
@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from server.appkeys import PROGRESS_REFRESHER, SECRET, SESSIONMAKER
+from server.rest.apidoc import Op, Query
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response
 from server.services import progress_refresh
@@ -78,3 +79,15 @@ async def deactivated_middleware(request: web.Request, handler):
             )
             return web.Response(body=body, status=401, content_type="application/json")
     return await handler(request)
+
+
+# --------------------------------------------------------------------------- the document
+
+OPERATIONS = [
+    Op("GET", "/api/users/me/data", "Everything stored about the caller (ZIP, or JSON)",
+       "users", {"type": "string", "format": "binary"}, response_type="application/zip",
+       alternatives={"application/json": {"type": "object"}},
+       query=(Query("format", schema={"type": "string", "enum": ["zip", "json"],
+                                      "default": "zip"}),)),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

@@ -36,19 +36,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from pydantic import Field
 from sqlalchemy import delete, func, select
 
 from rooms import progress as rules
 from rooms.errors import RoomError
 from server.appkeys import PROGRESS_REFRESHER, SESSIONMAKER
 from server.db.models import PracticeLog, SheetMusic, StarredPiece, User, UserAchievement
+from server.rest.apidoc import OBJECT, Op, Query, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import http_error, json_response
 from server.rest.common import json_body as _json_body
 from server.services import analytics as store
 from server.services import progress as ps
 from server.services import progress_refresh
-from server.services.schemas import _Strict, parse
+from server.services.schemas import QueryDay, QueryModel, _Strict, parse, parse_query
 
 routes = web.RouteTableDef()
 
@@ -84,16 +86,12 @@ async def request_zone(request: web.Request, db) -> tuple[str, ZoneInfo]:
     return name, ps.zone(name)
 
 
-def query_date(request: web.Request, name: str) -> date | None:
-    raw = request.rel_url.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        if len(raw) != 10:
-            raise ValueError
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise RoomError("invalid_date", f"{name} must be a date YYYY-MM-DD") from None
+class DayRange(QueryModel):
+    """``?from=&to=``: local days ``YYYY-MM-DD``, inclusive, within
+    :data:`~server.services.schemas.MIN_DAY`..:data:`~server.services.schemas.MAX_DAY`."""
+
+    start: QueryDay | None = Field(default=None, alias="from", description="first local day")
+    end: QueryDay | None = Field(default=None, alias="to", description="last local day")
 
 
 MAX_RANGE_DAYS = 3660
@@ -104,8 +102,11 @@ def date_range(
 ) -> tuple[date | None, date | None]:
     """``?from=&to=`` local dates (inclusive). With ``default_days`` a missing bound
     defaults to the ``default_days`` days ending today; otherwise it stays open.
+    ``invalid_date`` (not ``YYYY-MM-DD``), ``out_of_range`` (a day beyond
+    :data:`~server.services.schemas.MIN_DAY`..:data:`~server.services.schemas.MAX_DAY`),
     ``invalid_range`` when from > to or the range is longer than 3660 days."""
-    start, end = query_date(request, "from"), query_date(request, "to")
+    days = parse_query(DayRange, request.rel_url.query)
+    start, end = days.start, days.end
     if default_days is not None:
         end = end or ps.today_in(tz)
         start = start or end - timedelta(days=default_days - 1)
@@ -410,3 +411,29 @@ async def put_time_zone(request: web.Request) -> web.Response:
         await db.flush()
         await ps.refresh_progress(db, user_id)
     return json_response({"time_zone": body.time_zone})
+
+
+# --------------------------------------------------------------------------- the document
+
+TZ = Query("tz", description="IANA time zone; default the caller's")
+RANGE = (TZ, *model_query(DayRange))
+
+OPERATIONS = [
+    Op("GET", "/api/users/me/time-zone", "The caller's time zone (IANA)", "users", OBJECT),
+    Op("PUT", "/api/users/me/time-zone", "Set the caller's time zone (IANA)", "users", OBJECT,
+       body=TimeZoneIn),
+    Op("GET", "/api/progress/overview", "XP, level, streaks, achievements", "progress",
+       OBJECT, query=(TZ,)),
+    Op("GET", "/api/progress/streaks", "Practice streaks in the caller's time zone",
+       "progress", OBJECT, query=(TZ,)),
+    Op("GET", "/api/progress/achievements", "Achievements, unlocked or not", "progress",
+       OBJECT, query=(TZ,)),
+    Op("GET", "/api/progress/statistics", "Totals and means over a date range", "progress",
+       OBJECT, query=RANGE),
+    Op("GET", "/api/progress/instrument/{instrument}", "Progress on one instrument",
+       "progress", OBJECT, query=RANGE),
+    Op("GET", "/api/progress/pieces", "Per-piece progress", "progress", OBJECT, query=(TZ,)),
+    Op("PUT", "/api/progress/pieces/{piece_id}", "Star or unstar a piece", "progress", OBJECT,
+       body=StarIn),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

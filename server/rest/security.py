@@ -24,6 +24,9 @@ origins get no CORS headers, so their browsers withhold the answer. The same
 list goes to Socket.IO's ``cors_allowed_origins`` (see
 :func:`socketio_cors`).
 
+Every response names the server ``Server: Tutti``, no library or version
+(aiohttp's default is ``Python/3.x aiohttp/3.x``): :func:`server_header`.
+
 A body beyond aiohttp's ``client_max_size`` answers ``413`` with
 ``{"error": {"code": "payload_too_large", …}}`` instead of aiohttp's text.
 """
@@ -112,6 +115,15 @@ def _reraise(response: web.StreamResponse) -> web.StreamResponse:
     if isinstance(response, web.HTTPException):
         raise response
     return response
+
+
+SERVER = "Tutti"
+
+
+async def server_header(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """An ``on_response_prepare`` hook: ``Server: Tutti`` on every response (static files,
+    HTTP errors and the Socket.IO transport included)."""
+    response.headers["Server"] = SERVER
 
 
 @web.middleware

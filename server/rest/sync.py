@@ -7,36 +7,38 @@
   A refused envelope is ``400 {"error": {"code", "message"}}`` and changes
   nothing.
 * ``GET /api/sync/pull?cursor=N&limit=M`` → ``200 {"changes", "cursor",
-  "has_more"}``; ``cursor`` an integer ≥ 0 (default 0), ``limit`` 1–1000
-  (default 500).
+  "has_more"}``; ``cursor`` an integer 0–:data:`server.services.sync.MAX_MUTATION_ID`
+  (default 0), ``limit`` 1–1000 (default 500); else ``400 wrong_type`` /
+  ``out_of_range``.
 
 Both need ``Authorization: Bearer TOKEN`` (guest tokens too).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
+from pydantic import Field
 
 from rooms.errors import RoomError
 from server.appkeys import SYNC
+from server.rest.apidoc import Op, Out, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response
 from server.rest.common import json_body as _json_body
-from server.services.schemas import parse
-from server.services.sync import PullIn, parse_push
+from server.services import sync
+from server.services.schemas import QueryInt, QueryModel, parse_query
+from server.services.sync import parse_push
 
 routes = web.RouteTableDef()
 
 
-def query_int(request: web.Request, name: str, default: int) -> int:
-    """An integer query parameter (``wrong_type`` when it is not one)."""
-    raw = request.rel_url.query.get(name)
-    if raw is None or raw == "":
-        return default
-    text = raw[1:] if raw.startswith("-") else raw
-    if not text.isdigit() or not text.isascii():
-        raise error(400, "wrong_type", f"{name} must be an integer")
-    return int(raw)
+class PullQuery(QueryModel):
+    """``?cursor=&limit=`` of a pull (the bounds of :class:`server.services.sync.PullIn`)."""
+
+    cursor: QueryInt = Field(default=0, ge=0, le=sync.MAX_MUTATION_ID)
+    limit: QueryInt = Field(default=sync.PULL_LIMIT, ge=1, le=sync.PULL_LIMIT_MAX)
 
 
 @routes.post("/api/sync/push")
@@ -54,9 +56,50 @@ async def push(request: web.Request) -> web.Response:
 async def pull(request: web.Request) -> web.Response:
     user_id = _caller(request)["sub"]
     try:
-        cursor = query_int(request, "cursor", 0)
-        limit = query_int(request, "limit", PullIn.model_fields["limit"].default)
-        msg = parse(PullIn, {"cursor": cursor, "limit": limit})
+        msg = parse_query(PullQuery, request.rel_url.query)
     except RoomError as exc:
         raise error(400, exc.code, exc.message) from None
     return json_response(await request.app[SYNC].pull(user_id, msg.cursor, msg.limit))
+
+
+# --------------------------------------------------------------------------- the document
+
+
+class PushErrorOut(Out):
+    code: str
+    message: str
+    mutation_id: int | None = None
+
+
+class PushOut(Out):
+    last_mutation_id: int = Field(ge=0)
+    version: int = Field(ge=0)
+    error: PushErrorOut | None = None
+
+
+class ChangeOut(Out):
+    entity: str
+    id: str
+    version: int
+    deleted: bool
+    fields: dict[str, Any] | None = None
+
+
+class PullOut(Out):
+    changes: list[ChangeOut]
+    cursor: int = Field(ge=0)
+    has_more: bool
+
+
+class PushBody(sync.PushIn):
+    """The push envelope with its mutations described (each checked when applied)."""
+
+    mutations: list[sync.MutationIn] = Field(max_length=sync.MAX_MUTATIONS)
+
+
+OPERATIONS = [
+    Op("POST", "/api/sync/push", "Push mutations", "sync", PushOut, body=PushBody),
+    Op("GET", "/api/sync/pull", "Pull changes after a cursor", "sync", PullOut,
+       query=model_query(PullQuery)),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

@@ -15,7 +15,7 @@ SQLite (``strftime('%s', …)``) and PostgreSQL (``EXTRACT(EPOCH FROM …)``).
 **When progress changes.** :func:`refresh_progress` recomputes the user's
 :class:`~server.db.models.UserProgress` row and unlocks new achievements, in
 the caller's transaction: a finished room's save
-(:func:`server.db.repository.save_finished_room`, per player) and every
+(:func:`server.db.finished_rooms.save_finished_room`, per player) and every
 write of practice logs through sync or REST (:class:`server.services.sync.SyncService`)
 call it before they commit, so progress and logbook never disagree.
 """

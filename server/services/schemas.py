@@ -13,23 +13,40 @@ code                when
 ``out_of_range``    a number outside its range (e.g. pitch 200)
 ``invalid_value``   a string outside its allowed values or lengths
 ``too_many_events`` a ``notes`` batch longer than ``MAX_BATCH`` events
+``too_deep``        free JSON (preferences, a mutation's ``fields``) nested
+                    deeper than :data:`MAX_JSON_DEPTH` levels
+``too_large``       free JSON longer than :data:`MAX_JSON_BYTES` bytes
+``invalid_date``    a date parameter that is not ``YYYY-MM-DD``
 ==================  =====================================================
+
+Every integer a model takes must fit a 64-bit SQL integer (``out_of_range``
+beyond :data:`INT64_MIN`..:data:`INT64_MAX`, whatever the model's own bounds),
+and every date :data:`MIN_DAY`..:data:`MAX_DAY` (``out_of_range``):
+beyond them the database or date arithmetic would overflow. Query
+parameters are validated with :class:`QueryModel` models and the
+:data:`QueryInt` / :data:`QueryDay` types.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from rooms.errors import RoomError
 from rooms.notes import NoteEvent
@@ -137,6 +154,119 @@ class GuestIn(_Strict):
     display_name: DisplayName
 
 
+# --------------------------------------------------------------------------- free JSON
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of free JSON (an object or array in an object is depth 2)."""
+MAX_JSON_BYTES = 1_048_576
+"""Longest free JSON, in bytes of compact JSON."""
+
+
+def check_json(value: Any, where: str = "fields") -> Any:
+    """``value`` if it nests at most :data:`MAX_JSON_DEPTH` levels and its JSON has at most
+    :data:`MAX_JSON_BYTES` bytes; else ``RoomError`` ``too_deep`` / ``too_large``.
+
+    The shared check of free JSON, on REST and Socket.IO alike (preferences, a
+    mutation's ``fields``): deeper JSON could not be stored (orjson writes at most
+    254 levels). Iterative, so any depth costs one pass and no recursion.
+    """
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise RoomError("too_deep", f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+    if len(orjson.dumps(value)) > MAX_JSON_BYTES:
+        raise RoomError("too_large", f"{where}: at most {MAX_JSON_BYTES} bytes of JSON")
+    return value
+
+
+def _free_json(value: Any) -> Any:
+    try:
+        return check_json(value)
+    except RoomError as exc:
+        raise PydanticCustomError(exc.code, exc.message) from None
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_free_json)]
+"""A free JSON object, checked by :func:`check_json` (codes ``too_deep``, ``too_large``)."""
+
+# --------------------------------------------------------------------------- query parameters
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MIN_DAY, MAX_DAY = date(1900, 1, 1), date(9998, 12, 31)
+"""The dates a date parameter may name: arithmetic of a few years and any UTC offset
+around them stays inside Python's and the database's calendars."""
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _query_int(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if not value.isascii() or not _INTEGER.fullmatch(value):
+        raise PydanticCustomError("wrong_type", "must be an integer")
+    digits = value.lstrip("-").lstrip("0") or "0"
+    if len(digits) > 19:  # beyond any 64-bit integer (and int() refuses 4300 digits)
+        raise PydanticCustomError("out_of_range", "must be a 64-bit integer")
+    return -int(digits) if value.startswith("-") else int(digits)
+
+
+def _query_day(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    try:
+        if not isinstance(value, str) or len(value) != 10:
+            raise ValueError
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("invalid_date", "must be a date YYYY-MM-DD") from None
+    if not MIN_DAY <= day <= MAX_DAY:
+        raise PydanticCustomError(
+            "out_of_range", f"must be {MIN_DAY.isoformat()}..{MAX_DAY.isoformat()}"
+        )
+    return day
+
+
+QueryInt = Annotated[int, BeforeValidator(_query_int)]
+"""An integer query parameter: ``-?[0-9]+`` (``wrong_type`` otherwise); give it bounds
+with ``Field(ge=, le=)``."""
+
+DAY_SCHEMA = {
+    "type": "string",
+    "format": "date",
+    "formatMinimum": MIN_DAY.isoformat(),
+    "formatMaximum": MAX_DAY.isoformat(),
+    "description": f"a date YYYY-MM-DD, {MIN_DAY.isoformat()} to {MAX_DAY.isoformat()}",
+}
+QueryDay = Annotated[date, BeforeValidator(_query_day), WithJsonSchema(DAY_SCHEMA)]
+"""A date query parameter ``YYYY-MM-DD``, :data:`MIN_DAY`..:data:`MAX_DAY`
+(``invalid_date``, ``out_of_range``)."""
+
+
+class QueryModel(BaseModel):
+    """The query parameters of a route: unknown ones are ignored, values are strings.
+
+    Validate ``request.rel_url.query`` with :func:`parse_query`.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+def parse_query(model: type[M], query: Any) -> M:
+    """``model`` of a query string (a multidict): the first value of each name; an empty
+    value counts as absent (its default). Raises ``RoomError`` like :func:`parse`."""
+    return parse(model, {name: query.get(name) for name in query if query.get(name) != ""})
+
+
+# --------------------------------------------------------------------------- parsing
+
 M = TypeVar("M", bound=BaseModel)
 
 _CODES = {
@@ -151,6 +281,11 @@ _CODES = {
     "string_too_short": "invalid_value",
     "string_too_long": "invalid_value",
     "value_error": "invalid_value",
+    "too_deep": "too_deep",
+    "too_large": "too_large",
+    "invalid_date": "invalid_date",
+    "out_of_range": "out_of_range",
+    "int_parsing_size": "out_of_range",  # more digits than any integer we take
 }
 
 
@@ -166,7 +301,7 @@ def parse(model: type[M], data: Any) -> M:
             f"a notes message holds at most {MAX_BATCH} events, got {len(events)}",
         )
     try:
-        return model.model_validate(data)
+        result = model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         kind = first["type"]
@@ -175,6 +310,11 @@ def parse(model: type[M], data: Any) -> M:
             code = "invalid_value"
         where = ".".join(str(part) for part in first["loc"]) or "payload"
         raise RoomError(code, f"{where}: {first['msg']}") from None
+    for name in type(result).model_fields:  # the models' own bounds may be wider
+        value = getattr(result, name)
+        if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+            raise RoomError("out_of_range", f"{name}: must be a 64-bit integer")
+    return result
 
 
 def _json_type(value: Any) -> str:

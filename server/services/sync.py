@@ -24,7 +24,9 @@ to it) and the push stops there with the error. The client drops it from
 its outbox (its optimistic effect disappears when it pulls) and sends the
 rest; one poisoned mutation can never wedge a device's outbox, and later
 mutations are never applied without the client having seen the refusal.
-Unexpected server errors roll the whole push back and consume nothing.
+``fields`` nested deeper than :data:`server.services.schemas.MAX_JSON_DEPTH`
+levels is such a refusal (``too_deep``), checked before anything could fail
+on it. Unexpected server errors roll the whole push back and consume nothing.
 
 The answer — REST body or Socket.IO ack, the same on both — is
 ``{"last_mutation_id", "version"}`` plus ``"error": {"code", "message",
@@ -124,7 +126,7 @@ from server.services.progress_refresh import refresh_after_commit
 
 if TYPE_CHECKING:
     import socketio
-from server.services.schemas import _Strict, parse
+from server.services.schemas import JsonObject, _Strict, parse
 
 log = logging.getLogger("tutti.sync")
 
@@ -151,7 +153,7 @@ class MutationIn(_Strict):
     entity: Literal[ENTITY_NAMES]  # type: ignore[valid-type]
     op: Literal["put", "delete"]
     id: str | None = Field(default=None, min_length=1, max_length=64)
-    fields: dict[str, Any] = Field(default_factory=dict)
+    fields: JsonObject = Field(default_factory=dict)  # too_deep/too_large: refused, consumed
 
 
 class PullIn(_Strict):
