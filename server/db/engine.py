@@ -95,8 +95,9 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         path = Path(database).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Private from the start: SQLite gives its -wal and -shm files the database's mode.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)
+        # Only a new file is touched: no connection can have it open yet (see _writable).
+        with contextlib.suppress(FileExistsError):  # another process was first
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         for name, value in SQLITE_POOL.items():
             kwargs.setdefault(name, value)
     engine = create_async_engine(url, **kwargs)
@@ -109,11 +110,10 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def _writable(path: Path) -> bool:
-    try:
-        os.close(os.open(path, os.O_RDWR))
-    except OSError:
-        return False
-    return True
+    # access(2), not open(2)+close(2): closing any descriptor of the file would drop this
+    # process's POSIX locks on it, SQLite's among them. access() honours the immutable flag
+    # and read-only mounts, for root too.
+    return os.access(path, os.W_OK)
 
 
 def _reopen_read_only_connections(engine: AsyncEngine, path: Path) -> None:
