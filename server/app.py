@@ -12,6 +12,7 @@ from aiohttp import web
 
 from rooms.room import RoomSettings
 from server.appkeys import (
+    INVITES,
     MANAGER,
     PRESENCE,
     PRIVACY_BUS,
@@ -25,8 +26,10 @@ from server.appkeys import (
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
 from server.observability import logs, metrics
-from server.realtime import codec, events, guard, sync_events
+from server.realtime import codec
 from server.realtime.fanout import RoomChannelManager
+from server.realtime.guard import Guard
+from server.realtime.namespace import TuttiNamespace
 from server.realtime.presence import make_presence
 from server.realtime.room_directory import RoomDirectory
 from server.realtime.room_manager import RoomManager
@@ -122,16 +125,17 @@ def create_app(settings: Settings) -> web.Application:
             start_delay_ms=settings.start_delay_ms,
             grace_ms=settings.grace_ms,
             max_note_skew_ms=settings.max_note_skew_ms,
+            max_spectators=settings.max_spectators,
         ),
         score_interval_ms=settings.score_interval_ms,
         presence=presence,
         sync=sync,
         directory=directory,
     )
-    events.register(sio, manager, secret)
-    sync_events.register(sio, manager, sync)
-    # After every handler is registered; the lobby hides the private rooms.
-    app[guard.INVITES] = guard.install(sio, manager, limiter, settings, secret)
+    sio.register_namespace(
+        TuttiNamespace(manager, sync, Guard(limiter, settings, sessionmaker), secret)
+    )
+    app[INVITES] = manager  # the lobby hides the private rooms
     app[SETTINGS] = settings
     app[SESSIONMAKER] = sessionmaker
     app[MANAGER] = manager

@@ -25,4 +25,6 @@ SYNC: web.AppKey[SyncService] = web.AppKey("sync")
 PRESENCE: web.AppKey[PresenceService] = web.AppKey("presence")
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
 PRIVACY_BUS: web.AppKey[PrivacyBus] = web.AppKey("privacy_bus")
+# What the lobby asks ``is_private(room_id)`` (private rooms are not listed).
+INVITES: web.AppKey[RoomManager] = web.AppKey("invites")
 PROGRESS_REFRESHER: web.AppKey[ProgressRefresher] = web.AppKey("progress_refresher")

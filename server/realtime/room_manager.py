@@ -41,6 +41,7 @@ import socketio
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from rooms import admission
 from rooms.errors import RoomError
 from rooms.notes import NoteEvent
 from rooms.room import PlayerPartial, Room, RoomSettings
@@ -48,9 +49,10 @@ from server.db import repository
 from server.realtime.presence import PresenceService
 from server.realtime.recovery import LocalStreams, RedisStreams
 from server.realtime.room_directory import RoomDirectory
+from server.services.limits_counter import record_rejection
 from server.services.pieces import PieceLibrary
 from server.services.progress_refresh import refresh_after_commit
-from server.services.schemas import RoomCreateIn, RoomJoinIn
+from server.services.schemas import RoomCreateEvent, RoomJoinEvent
 from server.services.sync import SyncService, user_room
 
 log = logging.getLogger("tutti.rooms")
@@ -174,7 +176,7 @@ class RoomManager:
 
     # -- room lifecycle --------------------------------------------------------------
 
-    async def create(self, sid: str, msg: RoomCreateIn) -> dict[str, Any]:
+    async def create(self, sid: str, msg: RoomCreateEvent) -> dict[str, Any]:
         connection = self._connection(sid)
         piece = None
         if msg.piece_id is not None:
@@ -193,6 +195,7 @@ class RoomManager:
             count_in_beats=msg.count_in_beats,
             settings=self.room_settings,
             created_at_ms=int(now_ms()),
+            invite_code=admission.new_invite_code() if msg.private else None,
         )
         self.rooms[room_id] = room
         self._room_sids[room_id] = {}
@@ -203,12 +206,20 @@ class RoomManager:
             except REDIS_ERRORS as exc:
                 log.warning("room %s: Redis unavailable (%s); local only", room_id, exc)
         log.info("room %s created by %s (%s)", room_id, connection.user_id, msg.mode)
-        return {"room": room.state(now_ms())}
+        answer: dict[str, Any] = {"room": room.state(now_ms())}
+        if room.invite_code is not None:
+            answer["invite_code"] = room.invite_code
+        return answer
 
-    async def join(self, sid: str, msg: RoomJoinIn) -> dict[str, Any]:
+    async def join(self, sid: str, msg: RoomJoinEvent) -> dict[str, Any]:
         connection = self._connection(sid)
 
         def join(room: Room):
+            try:
+                admission.admit(room, connection.user_id, msg.role, msg.invite)
+            except RoomError as exc:
+                record_rejection(admission.REJECTION_KIND[exc.code])
+                raise
             if connection.user_id in self._room_sids.get(room.room_id, {}):
                 raise RoomError(
                     "already_joined", "you are already in this room (from another device?)"
@@ -760,6 +771,19 @@ class RoomManager:
         self.streams.drop(room_id)
         for key in [k for k in self._score_last if k[0] == room_id]:
             del self._score_last[key]
+
+    def is_private(self, room_id: str) -> bool:
+        """Whether ``room_id`` (a room this process knows) needs an invite to join."""
+        room = self.rooms.get(room_id)
+        return room is not None and room.is_private
+
+    def connection_count(self, user_id: str) -> int:
+        """How many connections ``user_id`` has on this process."""
+        return sum(1 for c in self.connections.values() if c.user_id == user_id)
+
+    def connection(self, sid: str) -> Connection:
+        """The connection ``sid``; raises ``RoomError`` ``not_connected``."""
+        return self._connection(sid)
 
     def _connection(self, sid: str) -> Connection:
         connection = self.connections.get(sid)

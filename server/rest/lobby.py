@@ -18,8 +18,7 @@ import time
 
 from aiohttp import web
 
-from server.appkeys import MANAGER
-from server.realtime.guard import INVITES
+from server.appkeys import INVITES, MANAGER
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response
 
