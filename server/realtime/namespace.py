@@ -35,8 +35,9 @@ import socketio
 from rooms.errors import RoomError
 from server.db import repository
 from server.realtime.codec import UNDECODABLE
+from server.realtime.connections import Connection
 from server.realtime.guard import Guard, refusal
-from server.realtime.room_manager import Connection, RoomManager
+from server.realtime.room_manager import RoomManager
 from server.services.auth import TokenError, verify_token
 from server.services.schemas import (
     AuthIn,
@@ -141,7 +142,7 @@ class TuttiNamespace(socketio.AsyncNamespace):
             claims, token_error = None, exc
         if claims is not None:
             user_id = claims["sub"]
-            await self.guard.refuse_connect(user_id, self.rooms.connection_count(user_id))
+            await self.guard.refuse_connect(user_id, self.rooms.connections.count(user_id))
         try:
             hello = parse(AuthIn, auth if auth is not None else {})
             if token_error is not None:
@@ -210,11 +211,11 @@ class TuttiNamespace(socketio.AsyncNamespace):
 
     async def on_sync_push(self, sid: str, data: Any) -> dict[str, Any]:
         """``{"client_id", "mutations"}`` → ``{"last_mutation_id", "version"}`` (+ ``error``)."""
-        user_id = self.rooms.connection(sid).user_id
+        user_id = self.rooms.connections.require(sid).user_id
         return await self.sync.push(user_id, parse_push(data), origin_sid=sid)
 
     async def on_sync_pull(self, sid: str, data: Any) -> dict[str, Any]:
         """``{"cursor", "limit"?}`` → ``{"changes", "cursor", "has_more"}``."""
-        user_id = self.rooms.connection(sid).user_id
+        user_id = self.rooms.connections.require(sid).user_id
         msg = parse(PullIn, data if data is not None else {})
         return await self.sync.pull(user_id, msg.cursor, msg.limit)

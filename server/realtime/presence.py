@@ -101,7 +101,7 @@ class PresenceService:
         """End background work; forget this process's devices."""
 
     async def device_connected(self, connection: Any) -> None:
-        """A device connected (``connection``: :class:`server.realtime.room_manager.Connection`)."""
+        """A device connected (``connection``: :class:`server.realtime.connections.Connection`)."""
 
     async def device_changed(self, connection: Any, room_id: str | None, status: str) -> None:
         """A device joined or left a room, or its status changed

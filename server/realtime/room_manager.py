@@ -34,7 +34,6 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
@@ -45,13 +44,15 @@ from rooms import admission
 from rooms.errors import RoomError
 from rooms.notes import NoteEvent
 from rooms.room import PlayerPartial, Room, RoomSettings
-from server.db import repository
+from server.realtime.broadcast import RoomBroadcast
+from server.realtime.connections import Connection, Connections
 from server.realtime.presence import PresenceService
 from server.realtime.recovery import LocalStreams, RedisStreams
 from server.realtime.room_directory import RoomDirectory
+from server.realtime.saving import finished_payload, save_finished
+from server.realtime.timers import FinishTimers, ScoreThrottle, Tasks, now_ms
 from server.services.limits_counter import record_rejection
 from server.services.pieces import PieceLibrary
-from server.services.progress_refresh import refresh_after_commit
 from server.services.schemas import RoomCreateEvent, RoomJoinEvent
 from server.services.sync import SyncService, user_room
 
@@ -59,7 +60,6 @@ log = logging.getLogger("tutti.rooms")
 
 FINISHED_RETENTION_S = 60.0  # finished rooms answer "room_finished" this long, then vanish
 RTT_PUBLISH_MIN_S = 2.0  # at most one room:state per room this often for RTT changes alone
-SAVE_ATTEMPTS = 3
 REDIS_ERRORS = (RedisError, OSError)
 GATHER_TIMEOUT_S = 2.0  # how long the finishing process waits for the others' partials
 # A player's due time (predicted end) is written to Redis with each score:update only when it
@@ -73,24 +73,6 @@ def _status(room: Room, role: str) -> str:
     if role == "spectator":
         return "listening"
     return "idle" if room.start_at_ms is None else "practicing"
-
-
-def now_ms() -> float:
-    """The server clock: Unix epoch milliseconds."""
-    return time.time() * 1000.0
-
-
-@dataclass(slots=True)
-class Connection:
-    """One Socket.IO connection (one device of one user)."""
-
-    sid: str
-    user_id: str
-    display_name: str
-    device_id: str
-    device_name: str
-    rtt_ms: float | None = None
-    rooms: set[str] = field(default_factory=set)
 
 
 class RoomManager:
@@ -113,17 +95,15 @@ class RoomManager:
         self.sessionmaker = sessionmaker
         self.pieces = pieces
         self.room_settings = room_settings
-        self.score_interval_s = score_interval_ms / 1000.0
         self.presence = presence or PresenceService()
         self.sync = sync
-        self.connections: dict[str, Connection] = {}
+        self.connections = Connections()
         self.rooms: dict[str, Room] = {}
         self._room_sids: dict[str, dict[str, str]] = {}  # room -> user -> sid
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._score_last: dict[tuple[str, str], float] = {}
-        self._score_pending: set[tuple[str, str]] = set()
         self._state_published: dict[str, float] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = Tasks()
+        self.timers = FinishTimers(self.tasks)
+        self.scores = ScoreThrottle(score_interval_ms, self.tasks)
         self.directory = directory
         self._nodes: dict[str, dict[str, str]] = {}  # room -> user -> node (cluster)
         self._due_written: dict[str, tuple[float, float]] = {}  # room -> (due ms, monotonic s)
@@ -131,6 +111,7 @@ class RoomManager:
         if streams is None:
             streams = RedisStreams(directory.redis) if directory is not None else LocalStreams()
         self.streams = streams
+        self.broadcast = RoomBroadcast(sio, streams)
         self.metrics: Any = None  # server.observability.metrics.Metrics, set by the app factory
 
     async def start_cluster(self) -> None:
@@ -172,7 +153,7 @@ class RoomManager:
             changed = previous is None or abs(previous - rtt_ms) >= 5.0
             recent = time.monotonic() - self._state_published.get(room_id, 0.0)
             if changed and recent >= RTT_PUBLISH_MIN_S:
-                self._spawn(self._publish_state(room))
+                self.tasks.spawn(self._publish_state(room))
 
     # -- room lifecycle --------------------------------------------------------------
 
@@ -256,7 +237,7 @@ class RoomManager:
         await self.sio.enter_room(sid, room.room_id)
         missed = None
         if msg.recover is not None:  # read after entering: nothing falls in between
-            missed = await self._missed(room.room_id, connection.user_id, msg.recover)
+            missed = await self.broadcast.missed(room.room_id, connection.user_id, msg.recover)
         await self.presence.device_changed(connection, room.room_id, _status(room, member.role))
         await self._publish_state(room)
         answer: dict[str, Any] = {"room": room.state(now_ms())}
@@ -264,21 +245,6 @@ class RoomManager:
             answer["recovered"] = missed is not None
             answer["missed"] = missed or []
         return answer
-
-    async def _missed(self, room_id: str, user_id: str, recover) -> list[dict] | None:
-        """The events after ``recover``'s offset (without the user's own notes), or ``None``."""
-        try:
-            missed = await self.streams.since(room_id, recover.epoch, recover.offset)
-        except REDIS_ERRORS as exc:
-            log.warning("room %s: recovery stream unreadable (%s)", room_id, exc)
-            return None
-        if missed is None:
-            return None
-        return [
-            m
-            for m in missed
-            if not (m["event"] in ("note", "notes") and m["data"].get("user_id") == user_id)
-        ]
 
     async def leave(self, sid: str, room_id: str) -> dict[str, Any]:
         connection = self._connection(sid)
@@ -403,23 +369,12 @@ class RoomManager:
             await self._emit_room("notes", payload, room_id, skip_sid=sid)
         if self.metrics is not None:
             self.metrics.note_relayed(len(relay), received, scoring, scored, time.perf_counter())
-        self._schedule_score_update(room, connection.user_id)
+        self.scores.schedule(
+            room_id, connection.user_id, lambda: self._send_score_update(room, connection.user_id)
+        )
         return {"accepted": len(relay), "seq": recorded[-1].seq}
 
-    def _schedule_score_update(self, room: Room, user_id: str) -> None:
-        # At most one score:update per player per interval, and always one after the last note.
-        key = (room.room_id, user_id)
-        if key in self._score_pending:
-            return
-        self._score_pending.add(key)
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, self._score_last.get(key, 0.0) + self.score_interval_s - loop.time())
-        loop.call_later(delay, lambda: self._spawn(self._send_score_update(room, user_id)))
-
     async def _send_score_update(self, room: Room, user_id: str) -> None:
-        key = (room.room_id, user_id)
-        self._score_pending.discard(key)
-        self._score_last[key] = asyncio.get_running_loop().time()
         if room.is_finished or room.room_id not in self.rooms:
             return
         if self.directory is not None:
@@ -461,14 +416,7 @@ class RoomManager:
         due = due if due is not None else room.finish_due_ms()
         if due is None:
             return
-        old = self._timers.pop(room.room_id, None)
-        if old is not None:
-            old.cancel()
-        delay = max(0.0, (due - now_ms()) / 1000.0)
-        loop = asyncio.get_running_loop()
-        self._timers[room.room_id] = loop.call_later(
-            delay, lambda: self._spawn(self._finish_check(room))
-        )
+        self.timers.schedule(room.room_id, due, lambda: self._finish_check(room))
 
     async def _finish_check(self, room: Room) -> None:
         if room.is_finished:
@@ -495,12 +443,10 @@ class RoomManager:
                 if room.finished is not None:  # saved; only telling the others failed
                     return room.finished.session_id
                 log.warning("room %s: Redis unavailable (%s); finished here", room.room_id, exc)
-        timer = self._timers.pop(room.room_id, None)
-        if timer is not None:
-            timer.cancel()
+        self.timers.cancel(room.room_id)
         finished = room.finish(reason, int(now_ms()), uuid.uuid4().hex)
-        await self._save(finished)
-        payload = self._finished_payload(finished)
+        await save_finished(self.sessionmaker, finished)
+        payload = finished_payload(finished)
         await self._emit_room("room:finished", payload, room.room_id)
         await self._publish_state(room)
         log.info("room %s finished (%s), session %s", room.room_id, reason, finished.session_id)
@@ -523,9 +469,7 @@ class RoomManager:
             )
             payload = await directory.wait_finished(room_id, GATHER_TIMEOUT_S + 10.0)
             return payload["session_id"] if payload is not None else (other or "")
-        timer = self._timers.pop(room_id, None)
-        if timer is not None:
-            timer.cancel()
+        self.timers.cancel(room_id)
         ended = int(now_ms())
         room.closed_session_id = session_id  # no more notes here
         with contextlib.suppress(RoomError):
@@ -537,11 +481,9 @@ class RoomManager:
         finished = room.finish(
             reason, ended, session_id, remote=[PlayerPartial.from_dict(p) for p in remote]
         )
-        await self._save(finished)
-        payload = self._finished_payload(finished)
-        logged = await self.streams.append(room_id, "room:finished", payload)
-        if logged is not None:
-            payload = {**payload, "epoch": logged[0], "offset": logged[1]}
+        await save_finished(self.sessionmaker, finished)
+        payload = finished_payload(finished)
+        payload = await self.broadcast.logged(room_id, "room:finished", payload)
         await directory.set_finished(room_id, payload)
         await directory.publish(room_id, "finished", p=payload)
         await self._deliver_finished(room, payload)
@@ -569,29 +511,6 @@ class RoomManager:
         asyncio.get_running_loop().call_later(
             FINISHED_RETENTION_S, lambda: self._drop_room(room.room_id)
         )
-
-    @staticmethod
-    def _finished_payload(finished) -> dict[str, Any]:
-        return {
-            "room_id": finished.room_id,
-            "session_id": finished.session_id,
-            "reason": finished.reason,
-            "asynchrony_ms": finished.asynchrony_ms,
-            "results": {p.user_id: p.result for p in finished.players},
-        }
-
-    async def _save(self, finished) -> None:
-        for attempt in range(1, SAVE_ATTEMPTS + 1):
-            try:
-                await repository.save_finished_room(
-                    self.sessionmaker, finished, after_write=refresh_after_commit
-                )
-                return
-            except Exception:  # the database may be briefly locked or away
-                log.exception("saving session %s failed (attempt %d)", finished.session_id, attempt)
-                if attempt == SAVE_ATTEMPTS:
-                    raise
-                await asyncio.sleep(0.2 * attempt)
 
     async def finish_all(self) -> None:
         """Server shutdown: save every started room as it stands.
@@ -622,10 +541,7 @@ class RoomManager:
         self, event: str, payload: dict[str, Any], room_id: str, skip_sid: str | None = None
     ) -> None:
         """Log ``event`` in the room's recovery stream, then emit it with its offset."""
-        logged = await self.streams.append(room_id, event, payload)
-        if logged is not None:
-            payload = {**payload, "epoch": logged[0], "offset": logged[1]}
-        await self.sio.emit(event, payload, room=room_id, skip_sid=skip_sid)
+        await self.broadcast.emit(event, payload, room_id, skip_sid)
 
     async def _hand_off(self, room: Room) -> None:
         """Shutdown: leave our players' partials in Redis for the process that finishes."""
@@ -749,17 +665,13 @@ class RoomManager:
             partials: list[dict] = []
             if room is not None and room.start_at_ms is not None:
                 room.closed_session_id = msg["s"]
-                timer = self._timers.pop(room_id, None)
-                if timer is not None:
-                    timer.cancel()
+                self.timers.cancel(room_id)
                 mine = {e.user_id for e in room.recording.events} | set(self._local_players(room))
                 partials = [p.to_dict() for p in room.partials(msg["e"], sorted(mine))]
             await self.directory.push_partials(room_id, msg["s"], partials)
         elif kind == "finished" and room is not None and room.finished is None:
             room.closed_session_id = msg["p"]["session_id"]
-            timer = self._timers.pop(room_id, None)
-            if timer is not None:
-                timer.cancel()
+            self.timers.cancel(room_id)
             await self._deliver_finished(room, msg["p"])
 
     def _drop_room(self, room_id: str) -> None:
@@ -768,41 +680,19 @@ class RoomManager:
         self._room_sids.pop(room_id, None)
         self._state_published.pop(room_id, None)
         self._due_written.pop(room_id, None)
-        self.streams.drop(room_id)
-        for key in [k for k in self._score_last if k[0] == room_id]:
-            del self._score_last[key]
+        self.broadcast.drop(room_id)
+        self.scores.forget(room_id)
 
     def is_private(self, room_id: str) -> bool:
         """Whether ``room_id`` (a room this process knows) needs an invite to join."""
         room = self.rooms.get(room_id)
         return room is not None and room.is_private
 
-    def connection_count(self, user_id: str) -> int:
-        """How many connections ``user_id`` has on this process."""
-        return sum(1 for c in self.connections.values() if c.user_id == user_id)
-
-    def connection(self, sid: str) -> Connection:
-        """The connection ``sid``; raises ``RoomError`` ``not_connected``."""
-        return self._connection(sid)
-
     def _connection(self, sid: str) -> Connection:
-        connection = self.connections.get(sid)
-        if connection is None:
-            raise RoomError("not_connected", "this connection is not authenticated")
-        return connection
+        return self.connections.require(sid)
 
     def _room(self, room_id: str) -> Room:
         room = self.rooms.get(room_id)
         if room is None:
             raise RoomError("unknown_room", f"no room with id {room_id!r}")
         return room
-
-    def _spawn(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task failed", exc_info=task.exception())
