@@ -27,12 +27,13 @@ from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
 from server.observability import logs, metrics
 from server.realtime import codec
+from server.realtime.clustered import ClusteredRoomService
 from server.realtime.fanout import RoomChannelManager
 from server.realtime.guard import Guard
 from server.realtime.namespace import TuttiNamespace
 from server.realtime.presence import make_presence
 from server.realtime.room_directory import RoomDirectory
-from server.realtime.room_manager import RoomManager
+from server.realtime.room_service import RoomService
 from server.realtime.sio_manager import LocalManager
 from server.rest import analytics as analytics_api
 from server.rest import auth as auth_api
@@ -115,23 +116,27 @@ def create_app(settings: Settings) -> web.Application:
     sio.attach(app, socketio_path="socket.io")
     presence = make_presence(settings, sio)
     sync = SyncService(sessionmaker, sio)
-    # Several processes: rooms are shared through Redis (server/realtime/room_directory.py).
-    directory = RoomDirectory(settings.redis_url) if settings.redis_url else None
-    manager = RoomManager(
-        sio,
-        sessionmaker,
-        PieceLibrary(sessionmaker),
-        room_settings=RoomSettings(
-            start_delay_ms=settings.start_delay_ms,
-            grace_ms=settings.grace_ms,
-            max_note_skew_ms=settings.max_note_skew_ms,
-            max_spectators=settings.max_spectators,
-        ),
+    room_settings = RoomSettings(
+        start_delay_ms=settings.start_delay_ms,
+        grace_ms=settings.grace_ms,
+        max_note_skew_ms=settings.max_note_skew_ms,
+        max_spectators=settings.max_spectators,
+    )
+    service_args = (sio, sessionmaker, PieceLibrary(sessionmaker))
+    service_kwargs = dict(
+        room_settings=room_settings,
         score_interval_ms=settings.score_interval_ms,
         presence=presence,
         sync=sync,
-        directory=directory,
     )
+    directory: RoomDirectory | None = None
+    manager: RoomService
+    if settings.redis_url:
+        # Several processes: rooms are shared through Redis (server/realtime/clustered.py).
+        directory = RoomDirectory(settings.redis_url)
+        manager = ClusteredRoomService(*service_args, directory=directory, **service_kwargs)
+    else:
+        manager = RoomService(*service_args, **service_kwargs)
     sio.register_namespace(
         TuttiNamespace(manager, sync, Guard(limiter, settings, sessionmaker), secret)
     )

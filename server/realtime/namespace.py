@@ -18,7 +18,7 @@ refused event gets ``{"error": {"code", "message"}}`` and changes nothing.
 
 Events (shapes in :mod:`server.services.schemas`): ``clock``,
 ``room:create``, ``room:join``, ``room:leave``, ``room:start``, ``room:end``,
-``note``, ``notes`` (:class:`server.realtime.room_manager.RoomManager`) and
+``note``, ``notes`` (:class:`server.realtime.room_service.RoomService`) and
 ``sync:push``, ``sync:pull`` (:class:`server.services.sync.SyncService`, the
 shapes of the REST routes in :mod:`server.rest.sync`).
 """
@@ -37,7 +37,7 @@ from server.db import repository
 from server.realtime.codec import UNDECODABLE
 from server.realtime.connections import Connection
 from server.realtime.guard import Guard, refusal
-from server.realtime.room_manager import RoomManager
+from server.realtime.room_service import RoomService
 from server.services.auth import TokenError, verify_token
 from server.services.schemas import (
     AuthIn,
@@ -60,7 +60,7 @@ class TuttiNamespace(socketio.AsyncNamespace):
     """Tutti's events on the default namespace (see module)."""
 
     def __init__(
-        self, rooms: RoomManager, sync: SyncService, guard: Guard, secret: str, namespace="/"
+        self, rooms: RoomService, sync: SyncService, guard: Guard, secret: str, namespace="/"
     ) -> None:
         super().__init__(namespace)
         self.rooms = rooms
