@@ -14,6 +14,7 @@ from aiohttp import web
 
 from rooms.room import RoomSettings
 from server.appkeys import (
+    INVITES,
     MANAGER,
     PRESENCE,
     PRIVACY_BUS,
@@ -27,11 +28,14 @@ from server.appkeys import (
 from server.config import Settings
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
 from server.observability import logs, metrics
-from server.realtime import codec, events, guard, sync_events
+from server.realtime import codec
+from server.realtime.clustered import ClusteredRoomService
 from server.realtime.fanout import RoomChannelManager
+from server.realtime.guard import Guard
+from server.realtime.namespace import TuttiNamespace
 from server.realtime.presence import make_presence
 from server.realtime.room_directory import RoomDirectory
-from server.realtime.room_manager import RoomManager
+from server.realtime.room_service import RoomService
 from server.realtime.sio_manager import LocalManager
 from server.rest import analytics as analytics_api
 from server.rest import auth as auth_api
@@ -139,26 +143,31 @@ def create_app(settings: Settings) -> web.Application:
     sio.attach(app, socketio_path="socket.io")
     presence = make_presence(settings, sio)
     sync = SyncService(sessionmaker, sio)
-    # Several processes: rooms are shared through Redis (server/realtime/room_directory.py).
-    directory = RoomDirectory(settings.redis_url) if settings.redis_url else None
-    manager = RoomManager(
-        sio,
-        sessionmaker,
-        PieceLibrary(sessionmaker),
-        room_settings=RoomSettings(
-            start_delay_ms=settings.start_delay_ms,
-            grace_ms=settings.grace_ms,
-            max_note_skew_ms=settings.max_note_skew_ms,
-        ),
+    room_settings = RoomSettings(
+        start_delay_ms=settings.start_delay_ms,
+        grace_ms=settings.grace_ms,
+        max_note_skew_ms=settings.max_note_skew_ms,
+        max_spectators=settings.max_spectators,
+    )
+    service_args = (sio, sessionmaker, PieceLibrary(sessionmaker))
+    service_kwargs = dict(
+        room_settings=room_settings,
         score_interval_ms=settings.score_interval_ms,
         presence=presence,
         sync=sync,
-        directory=directory,
     )
-    events.register(sio, manager, secret)
-    sync_events.register(sio, manager, sync)
-    # After every handler is registered; the lobby hides the private rooms.
-    app[guard.INVITES] = guard.install(sio, manager, limiter, settings, secret)
+    directory: RoomDirectory | None = None
+    manager: RoomService
+    if settings.redis_url:
+        # Several processes: rooms are shared through Redis (server/realtime/clustered.py).
+        directory = RoomDirectory(settings.redis_url)
+        manager = ClusteredRoomService(*service_args, directory=directory, **service_kwargs)
+    else:
+        manager = RoomService(*service_args, **service_kwargs)
+    sio.register_namespace(
+        TuttiNamespace(manager, sync, Guard(limiter, settings, sessionmaker), secret)
+    )
+    app[INVITES] = manager  # the lobby hides the private rooms
     app[SETTINGS] = settings
     app[SESSIONMAKER] = sessionmaker
     app[MANAGER] = manager

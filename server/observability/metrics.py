@@ -71,7 +71,7 @@ from server.services import limits_counter
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from server.realtime.room_manager import RoomManager
+    from server.realtime.room_service import RoomService as RoomManager
 
 # generate_latest writes the classic text format, 0.0.4 (newer clients name 1.0.0 "latest").
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

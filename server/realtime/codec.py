@@ -9,6 +9,10 @@
   and ack builds a packet). This one gives the same answer (bytes/bytearray
   anywhere inside lists and dict values) with an early exit and no
   allocations. Passed to ``socketio.AsyncServer(serializer=Packet)``.
+  An event packet whose data is not JSON orjson accepts (lone surrogates,
+  ``NaN``, truncated text) or not ``[name, ...]`` decodes to
+  ``[UNDECODABLE]``, keeping its ack id: the namespace answers it
+  ``invalid_value`` instead of the packet being dropped unanswered.
 """
 
 from __future__ import annotations
@@ -48,8 +52,32 @@ def _has_binary(data) -> bool:
     return False
 
 
+class _Undecodable:
+    """The event name of a client event whose data could not be decoded."""
+
+    def __repr__(self) -> str:
+        return "<undecodable>"
+
+
+UNDECODABLE = _Undecodable()
+
+
 class Packet(_packet.Packet):
-    """A Socket.IO packet whose binary check is cheap (see module)."""
+    """A Socket.IO packet whose binary check is cheap and whose bad events decode (see module)."""
+
+    def decode(self, encoded_packet):
+        try:
+            count = super().decode(encoded_packet)
+        except orjson.JSONDecodeError:
+            if self.packet_type != _packet.EVENT:
+                raise
+            self.data = [UNDECODABLE]
+            return 0
+        if self.packet_type == _packet.EVENT and not (
+            isinstance(self.data, list) and self.data and isinstance(self.data[0], str)
+        ):
+            self.data = [UNDECODABLE]
+        return count
 
     @classmethod
     def data_is_binary(cls, data) -> bool:

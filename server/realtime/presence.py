@@ -23,24 +23,14 @@ per-room channels of :mod:`server.realtime.fanout`, or python-socketio's
 ``AsyncRedisManager``) already carries every ``sio.emit`` to a room to the
 sockets of every process, so diffs need no channel of their own: the process
 that owns a device's connection emits its diffs. Redis holds the shared
-*state* (:class:`RedisStore`), so a device's ``presence:state`` includes
-devices on other processes:
-
-* ``tutti:presence:user:{user_id}`` — hash, device_id → entry (JSON:
-  ``user_id``, ``sid``, ``node``, ``room``, ``member``, ``meta``);
-* ``tutti:presence:room:{room_id}`` — hash, ``member`` → entry, for the devices
-  in the room (``member`` is ``[user_id, device_id]`` as JSON);
-* ``tutti:presence:node:{node_id}`` — the process's heartbeat, set with a TTL
-  of 15 s and refreshed every 5 s;
-* ``tutti:presence:node:{node_id}:devices`` — set of the node's members;
-  ``tutti:presence:nodes`` — set of node ids.
+*state* (:class:`server.realtime.presence_store.RedisStore`, whose module
+lists the keys), so a device's ``presence:state`` includes devices on other
+processes.
 
 Every process scans the nodes every 5 s; a node whose heartbeat key has expired
-is reaped by a Lua script (atomic, so exactly one process gets its entries),
-and the reaping process emits their leaves. A process killed without warning
-has its devices leave within TTL + scan interval ≈ 20 s. Every write is a Lua
-script, so the user, room and node keys never disagree. (The scripts build key
-names from a prefix: fine for a single Redis server, not for Redis Cluster.)
+is reaped (by exactly one process), and the reaping process emits their
+leaves. A process killed without warning has its devices leave within TTL +
+scan interval ≈ 20 s.
 
 A device has one meta, so one room: a connection in two rooms at once shows
 the last one it joined. A device id has one entry: the newest connection of a
@@ -56,9 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
-import time
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -70,27 +58,17 @@ from redis.exceptions import RedisError
 from rooms.presence import (
     Diff,
     Meta,
-    State,
-    Tracker,
     device_diffs,
     make_meta,
     room_topic,
-    topic_state,
     user_topic,
 )
 from server.config import Settings
-from server.realtime import redis_pool
+from server.realtime.presence_store import LocalStore, PresenceStore, RedisStore, now_ms
 
 log = logging.getLogger("tutti.presence")
 
-PREFIX = "tutti:presence:"
-HEARTBEAT_TTL_S = 15  # a node's heartbeat key lives this long...
-HEARTBEAT_INTERVAL_S = 5.0  # ...and is refreshed this often; dead nodes are looked for as often
-REDIS_TIMEOUT_S = 2.0
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+HEARTBEAT_INTERVAL_S = 5.0  # s: heartbeats are refreshed this often; dead nodes looked for as often
 
 
 def _log_failure(exc: BaseException, message: str, *args: Any) -> None:
@@ -123,7 +101,7 @@ class PresenceService:
         """End background work; forget this process's devices."""
 
     async def device_connected(self, connection: Any) -> None:
-        """A device connected (``connection``: :class:`server.realtime.room_manager.Connection`)."""
+        """A device connected (``connection``: :class:`server.realtime.connections.Connection`)."""
 
     async def device_changed(self, connection: Any, room_id: str | None, status: str) -> None:
         """A device joined or left a room, or its status changed
@@ -131,234 +109,6 @@ class PresenceService:
 
     async def device_disconnected(self, connection: Any) -> None:
         """A device disconnected."""
-
-
-# -- stores -------------------------------------------------------------------------------
-
-
-class PresenceStore:
-    """Where devices' metas are kept: one process (:class:`LocalStore`) or Redis."""
-
-    node_id: str
-    heartbeats = False  # whether :meth:`heartbeat` and :meth:`reap` need calling
-
-    async def start(self) -> None:
-        """Connect."""
-
-    async def stop(self) -> list[tuple[str, Meta]]:
-        """Forget this node's devices and disconnect; returns ``(user_id, meta)`` dropped."""
-        return []
-
-    async def put(
-        self, user_id: str, meta: Meta, *, sid: str, takeover: bool
-    ) -> tuple[bool, Meta | None]:
-        """Track or update a device for connection ``sid``; returns ``(written, old meta)``.
-
-        With ``takeover`` false, a device owned by another connection is left
-        as it is (``written`` false).
-        """
-        raise NotImplementedError
-
-    async def remove(self, user_id: str, device_id: str, *, sid: str) -> Meta | None:
-        """Untrack a device if connection ``sid`` owns it; returns the meta removed."""
-        raise NotImplementedError
-
-    async def state(self, topic: str) -> State:
-        """The state of ``topic``."""
-        raise NotImplementedError
-
-    async def heartbeat(self) -> bool:
-        """Tell the others this node lives; True if its heartbeat had lapsed meanwhile."""
-        return False
-
-    async def reap(self) -> list[tuple[str, Meta]]:
-        """Drop the devices of dead nodes; returns ``(user_id, meta)`` dropped."""
-        return []
-
-
-class LocalStore(PresenceStore):
-    """Every device of this single process, in memory."""
-
-    def __init__(self, node_id: str) -> None:
-        self.node_id = node_id
-        self.tracker = Tracker()
-        self._owners: dict[tuple[str, str], str] = {}  # (user_id, device_id) -> sid
-
-    async def put(
-        self, user_id: str, meta: Meta, *, sid: str, takeover: bool
-    ) -> tuple[bool, Meta | None]:
-        key = (user_id, meta["device_id"])
-        owner = self._owners.get(key)
-        if owner is not None and owner != sid and not takeover:
-            return False, None
-        self._owners[key] = sid
-        old, _ = self.tracker.put(user_id, meta)
-        return True, old
-
-    async def remove(self, user_id: str, device_id: str, *, sid: str) -> Meta | None:
-        key = (user_id, device_id)
-        if self._owners.get(key) != sid:
-            return None
-        del self._owners[key]
-        old, _ = self.tracker.remove(user_id, device_id)
-        return old
-
-    async def state(self, topic: str) -> State:
-        return self.tracker.state(topic)
-
-
-# KEYS: none (names are built from the prefix). Entries are stored verbatim as the
-# JSON Python wrote; the scripts decode them only to read sid, node, room and member.
-_PUT = """
-local p, uid, did, raw, takeover, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local ukey = p .. 'user:' .. uid
-local new = cjson.decode(raw)
-local old = redis.call('HGET', ukey, did)
-if old then
-  local o = cjson.decode(old)
-  if takeover ~= '1' and o.sid ~= sid then return {0, old} end
-  if o.room ~= '' then redis.call('HDEL', p .. 'room:' .. o.room, o.member) end
-  redis.call('SREM', p .. 'node:' .. o.node .. ':devices', o.member)
-end
-redis.call('HSET', ukey, did, raw)
-if new.room ~= '' then redis.call('HSET', p .. 'room:' .. new.room, new.member, raw) end
-redis.call('SADD', p .. 'node:' .. new.node .. ':devices', new.member)
-return {1, old}
-"""
-
-_REMOVE = """
-local p, uid, did, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local ukey = p .. 'user:' .. uid
-local old = redis.call('HGET', ukey, did)
-if not old then return false end
-local o = cjson.decode(old)
-if o.sid ~= sid then return false end
-redis.call('HDEL', ukey, did)
-if o.room ~= '' then redis.call('HDEL', p .. 'room:' .. o.room, o.member) end
-redis.call('SREM', p .. 'node:' .. o.node .. ':devices', o.member)
-return old
-"""
-
-# Drop every device of node ARGV[2] unless its heartbeat is back (ARGV[3] = '1': drop anyway).
-_REAP = """
-local p, node, force = ARGV[1], ARGV[2], ARGV[3]
-if force ~= '1' and redis.call('EXISTS', p .. 'node:' .. node) == 1 then return {} end
-local skey = p .. 'node:' .. node .. ':devices'
-local removed = {}
-for _, member in ipairs(redis.call('SMEMBERS', skey)) do
-  local pair = cjson.decode(member)
-  local ukey = p .. 'user:' .. pair[1]
-  local old = redis.call('HGET', ukey, pair[2])
-  if old then
-    local o = cjson.decode(old)
-    if o.node == node then
-      redis.call('HDEL', ukey, pair[2])
-      if o.room ~= '' then redis.call('HDEL', p .. 'room:' .. o.room, o.member) end
-      table.insert(removed, old)
-    end
-  end
-end
-redis.call('DEL', skey)
-redis.call('SREM', p .. 'nodes', node)
-return removed
-"""
-
-
-class RedisStore(PresenceStore):
-    """Devices of every process in Redis, with per-node heartbeats (see the module doc)."""
-
-    heartbeats = True
-
-    def __init__(
-        self,
-        url: str,
-        node_id: str,
-        *,
-        prefix: str = PREFIX,
-        ttl_s: int = HEARTBEAT_TTL_S,
-    ) -> None:
-        self.node_id = node_id
-        self.prefix = prefix
-        self.ttl_s = ttl_s
-        self.redis = redis_pool.client(
-            url,
-            decode_responses=True,
-            socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-        )
-        self._put = self.redis.register_script(_PUT)
-        self._remove = self.redis.register_script(_REMOVE)
-        self._reap = self.redis.register_script(_REAP)
-        self._beaten = False
-
-    @property
-    def heartbeat_key(self) -> str:
-        return f"{self.prefix}node:{self.node_id}"
-
-    async def start(self) -> None:
-        await self.heartbeat()
-
-    async def stop(self) -> list[tuple[str, Meta]]:
-        try:
-            await self.redis.delete(self.heartbeat_key)
-            removed = await self._reap(args=[self.prefix, self.node_id, "1"])
-            return [self._parsed(raw) for raw in removed]
-        finally:
-            await self.redis.aclose()
-
-    async def put(
-        self, user_id: str, meta: Meta, *, sid: str, takeover: bool
-    ) -> tuple[bool, Meta | None]:
-        entry = {
-            "user_id": user_id,
-            "sid": sid,
-            "node": self.node_id,
-            "room": meta["room_id"] or "",
-            "member": json.dumps([user_id, meta["device_id"]], separators=(",", ":")),
-            "meta": meta,
-        }
-        args = [self.prefix, user_id, meta["device_id"], json.dumps(entry), "1" if takeover else ""]
-        written, old = await self._put(args=[*args, sid])
-        return bool(written), self._parsed(old)[1] if old else None
-
-    async def remove(self, user_id: str, device_id: str, *, sid: str) -> Meta | None:
-        old = await self._remove(args=[self.prefix, user_id, device_id, sid])
-        return self._parsed(old)[1] if old else None
-
-    async def state(self, topic: str) -> State:
-        entries = [self._parsed(raw) for raw in await self.redis.hvals(self.prefix + topic)]
-        return topic_state(entries, topic)
-
-    async def heartbeat(self) -> bool:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.heartbeat_key, _now_ms(), ex=self.ttl_s, get=True)
-            pipe.sadd(f"{self.prefix}nodes", self.node_id)
-            previous, _ = await pipe.execute()
-        lapsed = self._beaten and previous is None
-        self._beaten = True
-        return lapsed
-
-    async def reap(self) -> list[tuple[str, Meta]]:
-        nodes = sorted(await self.redis.smembers(f"{self.prefix}nodes"))
-        others = [n for n in nodes if n != self.node_id]
-        if not others:
-            return []
-        alive = await self.redis.mget([f"{self.prefix}node:{n}" for n in others])
-        removed: list[tuple[str, Meta]] = []
-        for node, beat in zip(others, alive, strict=True):
-            if beat is None:
-                dropped = [
-                    self._parsed(raw) for raw in await self._reap(args=[self.prefix, node, ""])
-                ]
-                if dropped:
-                    log.info("reaped %d device(s) of dead node %s", len(dropped), node)
-                removed.extend(dropped)
-        return removed
-
-    @staticmethod
-    def _parsed(raw: str) -> tuple[str, Meta]:
-        entry = json.loads(raw)
-        return entry["user_id"], entry["meta"]
 
 
 # -- the service ---------------------------------------------------------------------------
@@ -464,7 +214,7 @@ class Presence(PresenceService):
             user_id=connection.user_id,
             device_id=connection.device_id,
             device_name=connection.device_name,
-            online_at=_now_ms(),
+            online_at=now_ms(),
         )
         self._devices[device.sid] = device
         await self._write(device, takeover=True, states=(user_topic(device.user_id),))

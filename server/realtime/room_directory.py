@@ -1,6 +1,6 @@
 """Rooms shared by several ``tutti serve`` processes through Redis (issue 4).
 
-With ``--redis-url`` the :class:`server.realtime.room_manager.RoomManager` keeps each
+With ``--redis-url`` the :class:`server.realtime.clustered.ClusteredRoomService` keeps each
 room's shared record here, so any process can serve a join, a start, a leave
 or an end, and every process keeps a local replica (:class:`rooms.room.Room`)
 for the players connected to it, whose notes it scores and records.

@@ -58,7 +58,7 @@ from server.services.mailer import Mailer, MailError
 from server.services.schemas import GuestIn, Id, parse
 
 if TYPE_CHECKING:
-    from server.realtime.room_manager import RoomManager
+    from server.realtime.room_service import RoomService as RoomManager
 
 log = logging.getLogger("tutti.accounts")
 

@@ -324,3 +324,15 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     return names.get(type(value), type(value).__name__)
+
+
+class RoomCreateEvent(RoomCreateIn):
+    """``room:create``: a ``private`` room's ack adds ``invite_code`` (:mod:`rooms.admission`)."""
+
+    private: bool = False
+
+
+class RoomJoinEvent(RoomJoinIn):
+    """``room:join``: ``invite`` (1–64 characters) is needed for a private room."""
+
+    invite: str | None = Field(default=None, min_length=1, max_length=64)

@@ -174,3 +174,21 @@ def test_every_package_is_installed() -> None:
 def test_server_top_level_stays_small() -> None:
     top = sorted(p.name for p in (ROOT / "server").glob("*.py"))
     assert len(top) <= 8, top
+
+
+def test_realtime_modules_stay_small() -> None:
+    sizes = {
+        p.name: len(p.read_text(encoding="utf-8").splitlines())
+        for p in (ROOT / "server" / "realtime").glob("*.py")
+    }
+    big = {name: lines for name, lines in sizes.items() if lines > 450}
+    assert not big, f"split these into modules with one job each (≤ 450 lines): {big}"
+
+
+def test_realtime_modules_say_what_lives_there() -> None:
+    missing = [
+        p.name
+        for p in (ROOT / "server" / "realtime").glob("*.py")
+        if p.name != "__init__.py" and ast.get_docstring(ast.parse(p.read_text("utf-8"))) is None
+    ]
+    assert not missing, f"give these a module docstring: {missing}"
