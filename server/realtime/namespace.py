@@ -49,7 +49,8 @@ from server.services.schemas import (
     RoomJoinEvent,
     parse,
 )
-from server.services.sync import PullIn, SyncService, parse_push
+from server.services.sync import SyncService
+from server.services.sync_messages import PullIn, parse_push
 
 log = logging.getLogger("tutti.events")
 

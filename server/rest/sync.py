@@ -7,7 +7,7 @@
   A refused envelope is ``400 {"error": {"code", "message"}}`` and changes
   nothing.
 * ``GET /api/sync/pull?cursor=N&limit=M`` → ``200 {"changes", "cursor",
-  "has_more"}``; ``cursor`` an integer 0–:data:`server.services.sync.MAX_MUTATION_ID`
+  "has_more"}``; ``cursor`` an integer 0–:data:`server.services.sync_messages.MAX_MUTATION_ID`
   (default 0), ``limit`` 1–1000 (default 500); else ``400 wrong_type`` /
   ``out_of_range``.
 
@@ -27,18 +27,19 @@ from server.rest.apidoc import Op, Out, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response
 from server.rest.common import json_body as _json_body
-from server.services import sync
+from server.services import sync_messages
 from server.services.schemas import QueryInt, QueryModel, parse_query
-from server.services.sync import parse_push
+from server.services.sync_messages import parse_push
 
 routes = web.RouteTableDef()
 
 
 class PullQuery(QueryModel):
-    """``?cursor=&limit=`` of a pull (the bounds of :class:`server.services.sync.PullIn`)."""
+    """``?cursor=&limit=`` of a pull (the bounds of
+    :class:`server.services.sync_messages.PullIn`)."""
 
-    cursor: QueryInt = Field(default=0, ge=0, le=sync.MAX_MUTATION_ID)
-    limit: QueryInt = Field(default=sync.PULL_LIMIT, ge=1, le=sync.PULL_LIMIT_MAX)
+    cursor: QueryInt = Field(default=0, ge=0, le=sync_messages.MAX_MUTATION_ID)
+    limit: QueryInt = Field(default=sync_messages.PULL_LIMIT, ge=1, le=sync_messages.PULL_LIMIT_MAX)
 
 
 @routes.post("/api/sync/push")
@@ -91,10 +92,10 @@ class PullOut(Out):
     has_more: bool
 
 
-class PushBody(sync.PushIn):
+class PushBody(sync_messages.PushIn):
     """The push envelope with its mutations described (each checked when applied)."""
 
-    mutations: list[sync.MutationIn] = Field(max_length=sync.MAX_MUTATIONS)
+    mutations: list[sync_messages.MutationIn] = Field(max_length=sync_messages.MAX_MUTATIONS)
 
 
 OPERATIONS = [

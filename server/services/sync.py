@@ -94,134 +94,42 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-from sqlalchemy import literal, select, union_all, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rooms.errors import RoomError
 from server.db.models import (
     ClientMutation,
-    SheetMusic,
-    UserPreferences,
-    UserSync,
     utcnow,
 )
-from server.db.versions import current_version, next_version
+from server.db.versions import current_version
 from server.services.logbook import (
     ENTITIES,
-    ENTITY_NAMES,
     LOGBOOK_ENTRY,
     PREFERENCES_ID,
-    Entity,
-    check_row,
-    merge_preferences,
-    read_only_fields,
-    row_to_json,
 )
 from server.services.progress_refresh import refresh_after_commit
 
 if TYPE_CHECKING:
     import socketio
-from server.services.schemas import JsonObject, _Strict, parse
+from server.services.sync_messages import PULL_LIMIT, PushIn, parse_mutation
+from server.services.sync_rows import (
+    Mode,
+    Written,
+    changed_since,
+    lock_user,
+    own_row,
+    write_row,
+)
 
 log = logging.getLogger("tutti.sync")
-
-MAX_MUTATIONS = 100
-PULL_LIMIT = 500
-PULL_LIMIT_MAX = 1000
-MAX_MUTATION_ID = 2**53  # exact in every JSON client
 
 
 def user_room(user_id: str) -> str:
     """The Socket.IO room holding every connected device of ``user_id``."""
     return f"user:{user_id}"
-
-
-class PushIn(_Strict):
-    """The push envelope. Mutations are checked one by one when applied."""
-
-    client_id: str = Field(min_length=1, max_length=64)
-    mutations: list[Any] = Field(max_length=MAX_MUTATIONS)
-
-
-class MutationIn(_Strict):
-    mutation_id: int = Field(ge=1, le=MAX_MUTATION_ID)
-    entity: Literal[ENTITY_NAMES]  # type: ignore[valid-type]
-    op: Literal["put", "delete"]
-    id: str | None = Field(default=None, min_length=1, max_length=64)
-    fields: JsonObject = Field(default_factory=dict)  # too_deep/too_large: refused, consumed
-
-
-class PullIn(_Strict):
-    cursor: int = Field(default=0, ge=0, le=MAX_MUTATION_ID)
-    limit: int = Field(default=PULL_LIMIT, ge=1, le=PULL_LIMIT_MAX)
-
-
-def parse_push(data: Any) -> PushIn:
-    """Validate a push envelope (raises ``RoomError``; nothing is applied then).
-
-    Beyond the envelope only each mutation's ``mutation_id`` is checked here:
-    a mutation with a bad shape is refused (and consumed) when its turn comes.
-    """
-    mutations = data.get("mutations") if isinstance(data, dict) else None
-    if isinstance(mutations, list) and len(mutations) > MAX_MUTATIONS:
-        # Checked before validation so a huge push costs nothing to refuse.
-        raise RoomError(
-            "too_many_mutations",
-            f"a push holds at most {MAX_MUTATIONS} mutations, got {len(mutations)}",
-        )
-    push = parse(PushIn, data)
-    for i, mutation in enumerate(push.mutations):
-        where = f"mutations.{i}"
-        if not isinstance(mutation, dict):
-            raise RoomError("wrong_type", f"{where}: a mutation is a JSON object")
-        if "mutation_id" not in mutation:
-            raise RoomError("missing_field", f"{where}.mutation_id: required")
-        mid = mutation["mutation_id"]
-        if not isinstance(mid, int) or isinstance(mid, bool):
-            raise RoomError("wrong_type", f"{where}.mutation_id: must be an integer")
-        if not 1 <= mid <= MAX_MUTATION_ID:
-            raise RoomError("out_of_range", f"{where}.mutation_id: must be ≥ 1")
-    return push
-
-
-def parse_mutation(data: dict[str, Any]) -> MutationIn:
-    """Validate one mutation; raises ``RoomError`` with a ``mutations``-relative place."""
-    try:
-        m = parse(MutationIn, data)
-    except RoomError as exc:
-        raise RoomError(exc.code, f"mutation {data.get('mutation_id')}: {exc.message}") from None
-    if m.entity == "preferences":
-        if m.id not in (None, PREFERENCES_ID):
-            raise RoomError("invalid_value", 'id: the preferences id is "me"')
-    elif m.id is None:
-        raise RoomError("missing_field", f"mutation {m.mutation_id}: id is required")
-    if m.op == "delete" and m.fields:
-        raise RoomError("invalid_value", f"mutation {m.mutation_id}: a delete carries no fields")
-    return m
-
-
-Mode = Literal["put", "create", "update", "delete"]
-"""How a write treats the id: ``put`` upserts (the sync protocol); ``create``
-refuses an existing id, ``update`` a missing or deleted one and ``delete`` a
-missing one (REST); a sync delete of an own tombstone is a no-op."""
-
-
-@dataclass
-class Written:
-    """The outcome of one write: the row as it stands (maybe a tombstone) and the
-    version this write gave it (``None``: the write changed nothing)."""
-
-    entity: Entity
-    row: Any
-    version: int | None
-
-    def json(self) -> dict[str, Any]:
-        return row_to_json(self.entity, self.row)
 
 
 class SyncService:
@@ -242,7 +150,7 @@ class SyncService:
         error: dict[str, Any] | None = None
         wrote = logs_changed = False
         async with self.sessionmaker.begin() as db:
-            version = await _lock_user(db, user_id)
+            version = await lock_user(db, user_id)
             state = await db.get(ClientMutation, (user_id, push.client_id))
             first = last = state.last_mutation_id if state is not None else 0
             for raw in sorted(push.mutations, key=lambda m: m["mutation_id"]):
@@ -258,7 +166,7 @@ class SyncService:
                     break
                 try:
                     m = parse_mutation(raw)
-                    written = await self._write(
+                    written = await write_row(
                         db, user_id, m.entity, m.op, m.id or PREFERENCES_ID, m.fields
                     )
                 except RoomError as exc:
@@ -312,8 +220,8 @@ class SyncService:
         # the version with the user's lock: one statement less while holding the lock.
         create = mode == "create" and ENTITIES[entity].fields is not None
         async with self.sessionmaker.begin() as db:
-            version = await _lock_user(db, user_id, bump=create)
-            written = await self._write(
+            version = await lock_user(db, user_id, bump=create)
+            written = await write_row(
                 db,
                 user_id,
                 entity,
@@ -336,14 +244,14 @@ class SyncService:
         ``fields`` (the caller checked they are annotations only) are written in the
         same change."""
         async with self.sessionmaker.begin() as db:
-            await _lock_user(db, user_id)
-            row = await _own_row(db, LOGBOOK_ENTRY, user_id, row_id)
+            await lock_user(db, user_id)
+            row = await own_row(db, LOGBOOK_ENTRY, user_id, row_id)
             if row is None or row.source != "timer":
                 raise RoomError("not_found", f"no practice session {row_id!r}")
             if row.end_time is not None:
                 raise RoomError("already_ended", "this practice session has ended")
             now = utcnow()
-            written = await self._write(
+            written = await write_row(
                 db,
                 user_id,
                 "logbook_entry",
@@ -366,10 +274,10 @@ class SyncService:
         preferences, in one transaction. Returns the number of rows deleted."""
         count = 0
         async with self.sessionmaker.begin() as db:
-            await _lock_user(db, user_id)
+            await lock_user(db, user_id)
             for entity in ENTITIES.values():
                 if entity.fields is None:
-                    written = await self._write(
+                    written = await write_row(
                         db, user_id, entity.name, "delete", PREFERENCES_ID, {}
                     )
                     continue
@@ -380,7 +288,7 @@ class SyncService:
                     )
                 ).all()
                 for row_id in ids:
-                    written = await self._write(db, user_id, entity.name, "delete", row_id, {})
+                    written = await write_row(db, user_id, entity.name, "delete", row_id, {})
                     count += written.version is not None
             await refresh_after_commit(db, user_id)
             version = await current_version(db, user_id)
@@ -389,118 +297,13 @@ class SyncService:
 
     # -- the one write path ------------------------------------------------------------------
 
-    async def _write(
-        self,
-        db: AsyncSession,
-        user_id: str,
-        entity_name: str,
-        mode: Mode,
-        row_id: str,
-        fields: dict[str, Any],
-        *,
-        server_values: dict[str, Any] | None = None,
-        taken_version: int | None = None,
-        fresh_id: bool = False,
-    ) -> Written:
-        """Apply one write in ``db`` (the user's lock is held). Every check comes before
-        the first change, so a refusal (``RoomError``) leaves the transaction untouched.
-        ``taken_version``: a create's version, already taken with the lock;
-        ``fresh_id``: ``row_id`` is new (see :meth:`write`)."""
-        entity = ENTITIES[entity_name]
-        if entity.fields is None:
-            return await self._write_preferences(db, user_id, mode, fields)
-        values = {} if mode == "delete" else entity.parse(fields)
-        row = None if fresh_id else await db.get(entity.model, row_id)
-        if row is not None and row.user_id != user_id:
-            # Someone else's id: refused exactly like an id that does not exist.
-            raise RoomError("not_found", f"no {entity.name} with id {row_id!r}")
-        now = utcnow()
-        if mode == "delete":
-            if row is None:
-                raise RoomError("not_found", f"no {entity.name} with id {row_id!r}")
-            if row.deleted_at is not None:
-                return Written(entity, row, None)  # already a tombstone: idempotent
-            row.deleted_at = now
-            row.updated_at = now
-            row.version = await next_version(db, user_id)
-            await db.flush()
-            return Written(entity, row, row.version)
-        if row is None:
-            if mode == "update":
-                raise RoomError("not_found", f"no {entity.name} with id {row_id!r}")
-            values.update(server_values or {})
-            missing = [f for f in entity.required if f not in values]
-            if missing:
-                raise RoomError(
-                    "missing_field",
-                    f"fields.{missing[0]}: required to create a {entity.name}",
-                )
-            await _check_piece(db, entity, values)
-            check_row(entity, values)
-            row = entity.model(id=row_id, user_id=user_id, **{**entity.defaults, **values})
-            row.version = taken_version or await next_version(db, user_id)
-            row.created_at = row.updated_at = now
-            db.add(row)
-            await db.flush()
-            return Written(entity, row, row.version)
-        if row.deleted_at is not None:
-            if mode in ("create", "update"):
-                raise RoomError(
-                    "already_exists" if mode == "create" else "not_found",
-                    f"{entity.name} {row_id!r} "
-                    + ("was deleted" if mode == "update" else "exists (deleted)"),
-                )
-            return Written(entity, row, None)  # delete wins
-        if mode == "create":
-            raise RoomError("already_exists", f"a {entity.name} with id {row_id!r} exists")
-        locked = read_only_fields(entity, row, values)
-        if locked:
-            raise RoomError(
-                "read_only_field", f"fields.{locked[0]}: a room log's measurements are read-only"
-            )
-        values.update(server_values or {})
-        changed = {k: v for k, v in values.items() if getattr(row, k) != v}
-        if not changed:
-            return Written(entity, row, None)
-        await _check_piece(db, entity, changed)
-        times = {name: getattr(row, name, None) for name in ("start_time", "end_time")}
-        check_row(entity, {**times, **changed})  # before any change to the row
-        for key, value in changed.items():
-            setattr(row, key, value)
-        row.version = await next_version(db, user_id)
-        row.updated_at = now
-        await db.flush()
-        return Written(entity, row, row.version)
-
-    async def _write_preferences(
-        self, db: AsyncSession, user_id: str, mode: Mode, fields: dict[str, Any]
-    ) -> Written:
-        entity = ENTITIES["preferences"]
-        patch = {} if mode == "delete" else entity.parse(fields)
-        row = await db.get(UserPreferences, user_id)
-        current = dict(row.data or {}) if row is not None else {}
-        merged = {} if mode == "delete" else merge_preferences(current, patch)
-        if row is not None and merged == current:
-            return Written(entity, row, None)
-        if row is None:
-            if not merged and mode == "delete":
-                return Written(entity, UserPreferences(user_id=user_id, data={}, version=0), None)
-            row = UserPreferences(user_id=user_id, data=merged)
-            db.add(row)
-        else:
-            row.data = merged
-        row.version = await next_version(db, user_id)
-        row.updated_at = utcnow()
-        await db.flush()
-        return Written(entity, row, row.version)
-
     # -- pull -------------------------------------------------------------------------------
 
     async def pull(self, user_id: str, cursor: int, limit: int = PULL_LIMIT) -> dict[str, Any]:
         """The user's changes after ``cursor`` in version order (see module)."""
         async with self.sessionmaker() as db:
             # One statement, one snapshot: which rows changed, and at which version.
-            keys = (await db.execute(_changed_since(user_id, cursor, limit + 1))).all()
+            keys = (await db.execute(changed_since(user_id, cursor, limit + 1))).all()
             has_more = len(keys) > limit
             keys = keys[:limit]
             rows: dict[tuple[str, str], Any] = {}
@@ -570,66 +373,3 @@ class SyncService:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-async def _lock_user(db: AsyncSession, user_id: str, *, bump: bool = False) -> int:
-    """Take the user's write lock before reading anything (see module docstring);
-    returns the user's current version — with ``bump``, the next one, taken.
-
-    A no-op ``UPDATE`` of the user's ``user_sync`` row (created at version 0
-    when missing): on SQLite it starts the write transaction, on PostgreSQL it
-    locks the row, until commit.
-    """
-    lock = (
-        update(UserSync)
-        .where(UserSync.user_id == user_id)
-        .values(version=UserSync.version + 1 if bump else UserSync.version)
-        .returning(UserSync.version)
-    )
-    version = (await db.execute(lock)).scalar_one_or_none()
-    if version is not None:
-        return version
-    try:
-        async with db.begin_nested():
-            db.add(UserSync(user_id=user_id, version=int(bump)))
-        return int(bump)
-    except IntegrityError:
-        # Created concurrently (lock it now), or no such user.
-        version = (await db.execute(lock)).scalar_one_or_none()
-        if version is None:
-            raise RoomError("unknown_user", "this token's user no longer exists") from None
-        return version
-
-
-async def _own_row(db: AsyncSession, entity: Entity, user_id: str, row_id: str) -> Any:
-    row = await db.get(entity.model, row_id)
-    if row is None or row.user_id != user_id or row.deleted_at is not None:
-        return None
-    return row
-
-
-async def _check_piece(db: AsyncSession, entity: Entity, values: dict[str, Any]) -> None:
-    piece_id = values.get("piece_id")
-    if not entity.piece_fk or piece_id is None:
-        return
-    if await db.scalar(select(SheetMusic.id).where(SheetMusic.id == piece_id)) is None:
-        # A bad reference in a body is a bad request (400), not a missing resource.
-        raise RoomError("unknown_piece", f"fields.piece_id: no piece with id {piece_id!r}", 400)
-
-
-def _changed_since(user_id: str, cursor: int, limit: int):
-    parts = []
-    for name, entity in ENTITIES.items():
-        model = entity.model
-        row_id = literal(PREFERENCES_ID) if entity.fields is None else model.id
-        parts.append(
-            select(
-                literal(name).label("entity"), row_id.label("id"), model.version.label("version")
-            ).where(model.user_id == user_id, model.version > cursor)
-        )
-    changed = union_all(*parts).subquery()
-    return (
-        select(changed.c.entity, changed.c.id, changed.c.version)
-        .order_by(changed.c.version)
-        .limit(limit)
-    )
