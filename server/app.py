@@ -36,6 +36,7 @@ from server.realtime.namespace import TuttiNamespace
 from server.realtime.presence import make_presence
 from server.realtime.room_directory import RoomDirectory
 from server.realtime.room_service import RoomService
+from server.realtime.saving import SessionSaver
 from server.realtime.sio_manager import LocalManager
 from server.rest import analytics as analytics_api
 from server.rest import auth as auth_api
@@ -62,6 +63,7 @@ from server.services import progress_refresh
 from server.services.pieces import PieceLibrary
 from server.services.privacy import PrivacyBus
 from server.services.purge import purge_loop
+from server.services.spool import FinishedRoomSpool
 from server.services.sync import SyncService
 
 log = logging.getLogger("tutti")
@@ -150,11 +152,14 @@ def create_app(settings: Settings) -> web.Application:
         max_spectators=settings.max_spectators,
     )
     service_args = (sio, sessionmaker, PieceLibrary(sessionmaker))
+    # Finished rooms go to DATA_DIR/spool before the database (server/services/spool.py).
+    saver = SessionSaver(sessionmaker, FinishedRoomSpool(Path(settings.data_dir) / "spool"))
     service_kwargs = dict(
         room_settings=room_settings,
         score_interval_ms=settings.score_interval_ms,
         presence=presence,
         sync=sync,
+        saver=saver,
     )
     directory: RoomDirectory | None = None
     manager: RoomService
@@ -209,6 +214,7 @@ def create_app(settings: Settings) -> web.Application:
         await progress_refresh.refresh_stale(sessionmaker, progress_refresher)
         await presence.start()
         await manager.start_cluster()
+        await saver.replay()  # finished rooms an earlier process could not save
         log.info("database ready at %s", _redact(settings.resolved_database_url()))
         app[PURGE_TASK] = asyncio.create_task(purge_loop(settings, sessionmaker))
         if settings.redis_url:
@@ -236,6 +242,7 @@ def create_app(settings: Settings) -> web.Application:
             await app[PRIVACY_BUS].stop()
         if directory is not None:
             await directory.stop()
+        await saver.close()  # what is still unsaved stays spooled for the next start
         await progress_refresher.close()  # the last saves' progress
         await engine.dispose()
 

@@ -31,13 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rooms import admission
 from rooms.errors import RoomError
+from rooms.finished import FinishedRoom
 from rooms.notes import NoteEvent
 from rooms.room import Member, Room, RoomSettings
 from server.realtime.broadcast import RoomBroadcast
 from server.realtime.connections import Connection, Connections
 from server.realtime.presence import PresenceService
 from server.realtime.recovery import LocalStreams, RedisStreams
-from server.realtime.saving import finished_payload, save_finished
+from server.realtime.saving import SessionSaver, finished_payload, saved_payload
 from server.realtime.sharing import Sharing
 from server.realtime.timers import FinishTimers, ScoreThrottle, Tasks, now_ms
 from server.services.limits_counter import record_rejection
@@ -74,6 +75,7 @@ class RoomService(Sharing):
         presence: PresenceService | None = None,
         sync: SyncService | None = None,
         streams: LocalStreams | RedisStreams | None = None,
+        saver: SessionSaver | None = None,
     ) -> None:
         self.sio = sio
         self.sessionmaker = sessionmaker
@@ -90,6 +92,8 @@ class RoomService(Sharing):
         self.scores = ScoreThrottle(score_interval_ms, self.tasks)
         self.broadcast = RoomBroadcast(sio, streams or LocalStreams())
         self.metrics: Any = None  # server.observability.metrics.Metrics, set by the app factory
+        self.saver = saver or SessionSaver(sessionmaker, None)
+        self.saver.on_saved = self.announce_saved
 
     async def start_cluster(self) -> None:
         """Join the other processes (nothing to join on one process)."""
@@ -373,7 +377,8 @@ class RoomService(Sharing):
         ``reason``: ``piece_ended``, ``host_ended``, ``all_left`` or
         ``server_shutdown``. Members get ``room:finished`` (see
         :func:`server.realtime.saving.finished_payload`) and the last ``room:state``.
-        Raises what saving raises after its retries.
+        A room the database does not take yet is spooled (``saved: false``) and
+        saved later, with ``session:saved`` to its players then.
         """
         if room.finished is not None:
             return room.finished.session_id
@@ -385,12 +390,21 @@ class RoomService(Sharing):
         ended = int(now_ms())
         remote = await self._partials_elsewhere(room, session_id, ended)
         finished = room.finish(reason, ended, session_id, remote=remote)
-        await save_finished(self.sessionmaker, finished)
-        await self._announce_finished(room, finished_payload(finished))
+        # Spooled before the first try: a database that is away costs no one their session.
+        saved = await self.saver.save(finished)
+        await self._announce_finished(room, finished_payload(finished, saved))
         log.info("room %s finished (%s), session %s", room.room_id, reason, session_id)
         if self.sync is not None:
             await self.sync.poke(p.user_id for p in finished.players)
         return session_id
+
+    async def announce_saved(self, finished: FinishedRoom) -> None:
+        """``session:saved`` to every device of the players and spectators of ``finished``."""
+        payload = saved_payload(finished)
+        for user_id in dict.fromkeys(
+            [*(p.user_id for p in finished.players), *finished.spectators]
+        ):
+            await self.sio.emit("session:saved", payload, room=user_room(user_id))
 
     async def _release_members(self, room: Room) -> None:
         for user_id, sid in list(self._room_sids.get(room.room_id, {}).items()):

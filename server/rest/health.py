@@ -50,9 +50,12 @@ async def readyz(request: web.Request) -> web.Response:
     outcomes = await asyncio.gather(*(_check(c) for c in checks.values()))
     results = dict(zip(names, outcomes, strict=True))
     failed = [name for name, outcome in results.items() if outcome != "ok"]
+    # Finished rooms spooled, not yet in the database (saved as soon as it takes them).
+    backlog = {"finished_rooms": request.app[MANAGER].saver.backlog}
     if failed:
-        return _json({"status": "unavailable", "checks": results, "failed": failed}, 503)
-    return _json({"status": "ok", "checks": results}, 200)
+        body = {"status": "unavailable", "checks": results, "failed": failed, "backlog": backlog}
+        return _json(body, 503)
+    return _json({"status": "ok", "checks": results, "backlog": backlog}, 200)
 
 
 async def _database(app: web.Application) -> None:
@@ -124,6 +127,7 @@ class ReadyOut(Out):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str]
     failed: list[str] | None = None
+    backlog: dict[str, int]  # {"finished_rooms": spooled rooms not yet in the database}
 
 
 OPERATIONS = [

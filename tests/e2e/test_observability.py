@@ -77,7 +77,11 @@ async def test_livez_and_readyz_answer_ok(server):
     assert status == 200 and orjson.loads(body) == {"status": "ok"}
     status, headers, body = await get(server.url, "/readyz")
     assert status == 200
-    assert orjson.loads(body) == {"status": "ok", "checks": {"database": "ok"}}
+    assert orjson.loads(body) == {
+        "status": "ok",
+        "checks": {"database": "ok"},
+        "backlog": {"finished_rooms": 0},  # nothing spooled (hardening issue §3)
+    }
 
 
 async def test_readyz_names_redis_when_it_is_away(fresh_server, tmp_path):
