@@ -3,6 +3,7 @@ uploaded files (MIDI or MusicXML) loaded for storage."""
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -11,6 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from rooms.piece import Piece, load_midi
 from server.db import repository
 from server.services.musicxml import looks_like_musicxml, musicxml_to_midi
+
+
+def load_midi_file(path: str | os.PathLike, *, title: str | None = None) -> Piece:
+    """:func:`rooms.piece.load_midi` of the file at ``path``; ``OSError`` if it cannot be read."""
+    with open(path, "rb") as file:
+        return load_midi(file.read(), title=title)
 
 
 def piece_from_midi(midi_data: bytes, *, title: str | None, split_pitch: int | None) -> Piece:
