@@ -34,9 +34,9 @@ from server.realtime.sio_manager import LocalManager
 from server.rest import analytics as analytics_api
 from server.rest import auth as auth_api
 from server.rest import health, openapi
-from server.rest import library as library_api
 from server.rest import lobby as lobby_api
 from server.rest import logbook as logbook_api
+from server.rest import pieces as pieces_api
 from server.rest import privacy as privacy_api
 from server.rest import progress as progress_api
 from server.rest import sync as sync_api
@@ -140,8 +140,7 @@ def create_app(settings: Settings) -> web.Application:
     app[PROGRESS_REFRESHER] = progress_refresher
     app[SYNC] = sync
     app[PRESENCE] = presence
-    # Before server.rest.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
-    app.add_routes(library_api.routes)
+    app.add_routes(pieces_api.routes)  # every /api/pieces… route
     app.add_routes(routes)
     for feature in (
         auth_api,
@@ -195,7 +194,7 @@ def create_app(settings: Settings) -> web.Application:
         await engine.dispose()
 
     app.on_startup.append(on_startup)
-    app.on_startup.append(library_api.backfill_on_startup)  # after the migrations
+    app.on_startup.append(pieces_api.backfill_on_startup)  # after the migrations
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

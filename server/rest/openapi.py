@@ -33,7 +33,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.rest import auth as auth_api
-from server.rest import library as library_api
+from server.rest import pieces as pieces_api
 from server.rest import progress as progress_api
 from server.rest.logbook import LIST_LIMIT, LIST_LIMIT_MAX, TIMER_START_FIELDS, ProfileIn
 from server.services import library, sync
@@ -360,7 +360,7 @@ OPERATIONS: list[Op] = [
     Op("GET", "/api/pieces/recommended", "What the caller should practise next", "pieces",
        RecommendedOut, query=model_query(library.RecommendQuery)),
     Op("POST", "/api/pieces/generate", "Generate sight-reading material", "pieces", PieceOut,
-       201, library_api.GenerateIn),
+       201, pieces_api.GenerateIn),
     Op("GET", "/api/pieces/{piece_id}/analysis", "A piece's analysis (difficulty, key, chords)",
        "pieces", AnalysisOut, auth=False),
     Op("GET", "/api/pieces/{piece_id}/notes", "A piece's notes per part (seconds)", "pieces",
