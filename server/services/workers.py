@@ -6,7 +6,8 @@ A thread would not do: decoding and analysis are pure Python, and some steps
 hold the GIL for as long as they run, blocking the loop all that time. The
 pool is made on first use (processes are *spawned*: the server has threads)
 and lives until the process exits; a worker that dies (killed, out of memory)
-breaks the pool, which is then made anew for the next call.
+breaks the pool, which is then made anew for the next call. A worker whose
+server died without shutting it down (SIGKILL) exits within a second.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,9 +33,17 @@ _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the server shuts its workers down itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A server killed outright (SIGKILL, OOM) cannot: the worker leaves when it is orphaned.
+    threading.Thread(target=_exit_with, args=(parent,), name="orphan-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _executor() -> ProcessPoolExecutor:
@@ -43,7 +53,8 @@ def _executor() -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(
                 MAX_WORKERS,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_interrupts,
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return _pool
 
