@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rooms.piece import MidiLimits, Piece, load_midi
+from server.config import Settings
 from server.db import repository
 from server.services import workers
 from server.services.musicxml import XmlLimits, looks_like_musicxml, musicxml_to_midi
@@ -22,7 +23,7 @@ from server.services.musicxml import XmlLimits, looks_like_musicxml, musicxml_to
 
 @dataclass(frozen=True, slots=True)
 class PieceLimits:
-    """What a piece sent to the server may hold (see :class:`server.config.Settings`).
+    """What a piece sent to the server may hold (defaults: :class:`server.config.Settings`').
 
     ``max_notes``: notes in the whole piece; ``max_part_notes``: notes of one
     part; ``max_events``: MIDI events in all; ``max_musicxml_bytes``: XML of a
@@ -31,14 +32,14 @@ class PieceLimits:
     (``piece_too_large``, HTTP 413).
     """
 
-    max_notes: int = 20_000
-    max_part_notes: int = 20_000
-    max_events: int = 200_000
-    max_musicxml_bytes: int = 20_000_000
-    max_musicxml_entries: int = 64
+    max_notes: int = Settings.max_piece_notes
+    max_part_notes: int = Settings.max_part_notes
+    max_events: int = Settings.max_midi_events
+    max_musicxml_bytes: int = Settings.max_musicxml_bytes
+    max_musicxml_entries: int = Settings.max_musicxml_entries
 
     @classmethod
-    def from_settings(cls, settings) -> PieceLimits:
+    def from_settings(cls, settings: Settings) -> PieceLimits:
         """The limits of a :class:`server.config.Settings`."""
         return cls(
             max_notes=settings.max_piece_notes,

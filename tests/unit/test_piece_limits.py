@@ -3,8 +3,10 @@ errors that cross a process boundary, and ``rooms`` taking bytes only."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
+import struct
 import time
 import zipfile
 from collections import Counter
@@ -177,6 +179,23 @@ def test_caps_count_like_mido_on_any_file(midi_type, tracks) -> None:
             check_limits(data, MidiLimits(notes=notes - 1))
         with pytest.raises(PieceTooLargeError):
             check_limits(data, MidiLimits(part_notes=part - 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([0, 1, 2]), st.integers(0, 3), st.binary(max_size=300))
+def test_garbage_tracks_give_piece_errors_only(midi_type, n_tracks, body) -> None:
+    data = b"MThd" + struct.pack(">LHHH", 6, midi_type, n_tracks, 96) + b"MTrk"
+    data += struct.pack(">L", len(body)) + body
+    with contextlib.suppress(PieceTooLargeError):  # anything else fails the test
+        check_limits(data, MidiLimits(notes=5, part_notes=3, events=20))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_garbage_loads_as_piece_errors_only(body) -> None:
+    data = b"MThd" + struct.pack(">LHHH", 6, 1, 1, 96) + b"MTrk" + struct.pack(">L", len(body))
+    with contextlib.suppress(PieceError):  # no mido, struct or index error escapes
+        load_midi(data + body, limits=MidiLimits(notes=5, part_notes=3, events=20))
 
 
 def test_a_dense_file_is_refused_before_it_is_decoded() -> None:
