@@ -26,6 +26,7 @@ STATUS: dict[str, int] = {
     "already_ended": 409,
     # too big, or not available in this installation
     "too_large": 413,
+    "piece_too_large": 413,  # over a cap on notes, MIDI events or a MusicXML zip's size
     "musicxml_unavailable": 501,
 }
 

@@ -41,16 +41,15 @@ from server.realtime.sio_manager import LocalManager
 from server.rest import analytics as analytics_api
 from server.rest import auth as auth_api
 from server.rest import health, openapi
-from server.rest import library as library_api
 from server.rest import lobby as lobby_api
 from server.rest import logbook as logbook_api
+from server.rest import pieces as pieces_api
 from server.rest import practice_timers as practice_timers_api
 from server.rest import privacy as privacy_api
 from server.rest import progress as progress_api
 from server.rest import sessions as sessions_api
 from server.rest import sync as sync_api
 from server.rest import users as users_api
-from server.rest.api import routes as piece_routes
 from server.rest.common import errors_middleware
 from server.rest.ratelimit import RateLimiter, rest_middleware
 from server.rest.security import (
@@ -181,9 +180,7 @@ def create_app(settings: Settings) -> web.Application:
     app[PROGRESS_REFRESHER] = progress_refresher
     app[SYNC] = sync
     app[PRESENCE] = presence
-    # Before server.rest.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
-    app.add_routes(library_api.routes)
-    app.add_routes(piece_routes)
+    app.add_routes(pieces_api.routes)  # every /api/pieces… route
     for feature in (
         auth_api,
         sessions_api,
@@ -248,7 +245,7 @@ def create_app(settings: Settings) -> web.Application:
 
     app.on_response_prepare.append(server_header)  # no library version in Server
     app.on_startup.append(on_startup)
-    app.on_startup.append(library_api.backfill_on_startup)  # after the migrations
+    app.on_startup.append(pieces_api.backfill_on_startup)  # after the migrations
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

@@ -15,6 +15,13 @@ from server.config import Settings, add_arguments, settings_from
 
 SERVER_SETTINGS = None  # all of them
 DB_SETTINGS = ["data_dir", "database_url", "log_level"]
+PIECE_LIMITS = [  # server/services/pieces.py PieceLimits
+    "max_piece_notes",
+    "max_part_notes",
+    "max_midi_events",
+    "max_musicxml_bytes",
+    "max_musicxml_entries",
+]
 
 
 def _configure_logging(level: str, fmt: str = "text") -> None:
@@ -263,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=STYLE_PERIODS,
         help="style period (default: from the composer, when known)",
     )
-    add_arguments(imp, DB_SETTINGS)
+    add_arguments(imp, [*DB_SETTINGS, *PIECE_LIMITS])
     imp.set_defaults(func=cmd_pieces_import)
 
     gen = pieces_sub.add_parser(

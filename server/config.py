@@ -67,6 +67,18 @@ class Settings:
         default=20.0,
         metadata={"help": "SIGTERM: drain and save, then exit at the latest after this, s"},
     )
+    # -- what a piece may hold (server/services/pieces.py PieceLimits); over: 413 piece_too_large
+    max_piece_notes: int = field(default=20_000, metadata={"help": "notes in one piece"})
+    max_part_notes: int = field(default=20_000, metadata={"help": "notes in one part of a piece"})
+    max_midi_events: int = field(
+        default=200_000, metadata={"help": "MIDI events (of every kind) in one piece's file"}
+    )
+    max_musicxml_bytes: int = field(
+        default=20_000_000, metadata={"help": "XML of a MusicXML file, unpacked (.mxl), bytes"}
+    )
+    max_musicxml_entries: int = field(
+        default=64, metadata={"help": "entries in a compressed MusicXML (.mxl) zip"}
+    )
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING, ERROR"})
     log_format: str = field(
         default="json", metadata={"help": "serve's log lines: 'json' (one object a line) or 'text'"}

@@ -5,15 +5,25 @@ music21 is an optional extra (``pip install 'tutti[musicxml]'``): without it
 written to MIDI with ``music21.midi.translate.streamToMidiFile`` (repeats
 expanded, one track per part, see ``tests/music.py``), so a MusicXML piece is
 stored and played like any MIDI upload.
+
+Before music21 sees it, a document is held to :class:`XmlLimits`: at most
+``max_bytes`` of XML (a plain file's size; a ``.mxl`` zip's entries
+unpacked, by the sizes its directory declares — :mod:`zipfile` stops every
+entry there, failing its CRC check past that, so a zip bomb cannot inflate
+further) and at most ``max_entries`` entries in a zip; over a limit is
+:class:`rooms.piece.PieceTooLargeError` (``piece_too_large``), checked without
+inflating anything.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 
-from rooms.piece import PieceError
+from rooms.piece import PieceError, PieceTooLargeError
 
 MUSICXML_SUFFIXES = (".musicxml", ".mxl", ".xml")
 EXTRA_HINT = "pip install 'tutti[musicxml]'"
@@ -40,6 +50,44 @@ class Converted:
     composer: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class XmlLimits:
+    """Caps on a MusicXML document: ``max_bytes`` of XML (unpacked), ``max_entries`` in a zip."""
+
+    max_bytes: int
+    max_entries: int
+
+
+def check_size(data: bytes, limits: XmlLimits) -> None:
+    """Raise :class:`PieceTooLargeError` when ``data`` is over ``limits``.
+
+    A zip that cannot be read is let through: music21 then says what is wrong with it.
+    """
+    if not data.startswith(b"PK\x03\x04"):
+        if len(data) > limits.max_bytes:
+            raise PieceTooLargeError(
+                f"the MusicXML document is {len(data)} bytes; at most {limits.max_bytes} "
+                "are accepted"
+            )
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        return
+    if len(entries) > limits.max_entries:
+        raise PieceTooLargeError(
+            f"the MusicXML archive has {len(entries)} entries; at most {limits.max_entries} "
+            "are accepted"
+        )
+    unpacked = sum(entry.file_size for entry in entries)
+    if unpacked > limits.max_bytes:
+        raise PieceTooLargeError(
+            f"the MusicXML archive unpacks to {unpacked} bytes; at most {limits.max_bytes} "
+            "are accepted"
+        )
+
+
 def looks_like_musicxml(data: bytes, filename: str | None = None) -> bool:
     """True for a MusicXML file name, a zip (``.mxl``) or an XML document with a score root."""
     if filename and filename.lower().endswith(MUSICXML_SUFFIXES):
@@ -52,12 +100,15 @@ def looks_like_musicxml(data: bytes, filename: str | None = None) -> bool:
     )
 
 
-def musicxml_to_midi(data: bytes) -> Converted:
+def musicxml_to_midi(data: bytes, limits: XmlLimits | None = None) -> Converted:
     """Convert MusicXML bytes (plain or ``.mxl`` zip) to Standard MIDI File bytes.
 
-    Raises :class:`MusicXMLUnavailable` without music21, :class:`InvalidMusicXML`
-    when music21 cannot read it.
+    Raises :class:`MusicXMLUnavailable` without music21, :class:`PieceTooLargeError`
+    over ``limits`` (see :func:`check_size`; none by default),
+    :class:`InvalidMusicXML` when music21 cannot read it.
     """
+    if limits is not None:
+        check_size(data, limits)
     try:
         import music21
     except ImportError:

@@ -1,17 +1,18 @@
-"""``tutti pieces import``: MIDI and MusicXML files straight into the library database."""
+"""``tutti pieces import`` and ``tutti pieces generate``: MIDI and MusicXML files, or
+generated material, straight into the library database (through
+:func:`server.services.intake.add_piece`)."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from rooms.generate import Request, generate
+from rooms.generate import Request
 from rooms.piece import PieceError
 from server.config import Settings
-from server.db import repository
 from server.db.engine import make_engine, make_sessionmaker, upgrade_database
-from server.services.pieces import load_piece_file
+from server.services.intake import PieceFile, add_piece
+from server.services.pieces import PieceLimits
 
 
 async def import_files(
@@ -28,8 +29,11 @@ async def import_files(
 
     MusicXML files (``.musicxml``, ``.mxl``, ``.xml``) need the ``musicxml``
     extra; without it each one fails with a line naming the extra to install.
+    A file over the settings' piece limits (:class:`~server.services.pieces.PieceLimits`)
+    fails with ``piece_too_large``'s message.
     """
     engine = make_engine(settings.resolved_database_url())
+    limits = PieceLimits.from_settings(settings)
     failed = 0
     try:
         await upgrade_database(engine)
@@ -37,34 +41,29 @@ async def import_files(
         for index, path in enumerate(files, 1):
             prefix = f"[{index}/{len(files)}] {path}"
             try:
-                data = path.read_bytes()
-                loaded = load_piece_file(
-                    data, filename=path.name, title=title, split_pitch=split_pitch
+                source = PieceFile(
+                    path.read_bytes(),
+                    filename=path.name,
+                    title=title,
+                    composer=composer,
+                    split_pitch=split_pitch,
+                    instrument=instrument,
+                    style_period=style_period,
+                    fallback_title=path.stem,
+                    source_type="cli_import",
                 )
+                added = await add_piece(sessionmaker, source, limits=limits, uploaded_by=None)
             except (OSError, PieceError) as exc:
                 print(f"{prefix}: not imported: {exc}", file=sys.stderr, flush=True)
                 failed += 1
                 continue
-            async with sessionmaker.begin() as db:
-                row = await repository.add_piece(
-                    db,
-                    piece=loaded.piece,
-                    midi_data=loaded.midi,
-                    title=loaded.title
-                    or (loaded.piece.title if loaded.piece.title != "Untitled" else path.stem),
-                    composer=composer or loaded.composer,
-                    source_type="cli_import",
-                    split_pitch=split_pitch,
-                    uploaded_by=None,
-                    instrument=instrument,
-                    style_period=style_period,
-                )
-                parts = ", ".join(p["name"] for p in row.parts)
-                print(
-                    f"{prefix}: {row.id}  {row.title!r}  parts: {parts}  "
-                    f"difficulty {row.difficulty}  key {row.key_name or '-'}",
-                    flush=True,
-                )
+            row = added.piece
+            parts = ", ".join(p["name"] for p in row["parts"])
+            print(
+                f"{prefix}: {row['id']}  {row['title']!r}  parts: {parts}  "
+                f"difficulty {row['difficulty']}  key {row['key'] or '-'}",
+                flush=True,
+            )
     finally:
         await engine.dispose()
     return 1 if failed else 0
@@ -75,29 +74,23 @@ async def generate_piece(settings: Settings, request: Request, *, out: Path | No
 
     With ``out`` the MIDI file is also written there.
     """
-    generated = generate(request)
-    if out is not None:
-        out.write_bytes(generated.midi)
     engine = make_engine(settings.resolved_database_url())
     try:
         await upgrade_database(engine)
-        async with make_sessionmaker(engine).begin() as db:
-            row = await repository.add_piece(
-                db,
-                piece=generated.piece,
-                midi_data=generated.midi,
-                title=request.title,
-                composer=None,
-                source_type="generated",
-                split_pitch=None,
-                uploaded_by=None,
-                generator=asdict(request),
-            )
-            print(
-                f"{row.id}  {row.title!r}  difficulty {row.difficulty}  "
-                f"tempo {generated.tempo_bpm} BPM  key {row.key_name or '-'}",
-                flush=True,
-            )
+        added = await add_piece(
+            make_sessionmaker(engine),
+            request,
+            limits=PieceLimits.from_settings(settings),
+            uploaded_by=None,
+        )
+        if out is not None:
+            out.write_bytes(added.midi)
+        row = added.piece
+        print(
+            f"{row['id']}  {row['title']!r}  difficulty {row['difficulty']}  "
+            f"tempo {added.tempo_bpm} BPM  key {row['key'] or '-'}",
+            flush=True,
+        )
     finally:
         await engine.dispose()
     return 0

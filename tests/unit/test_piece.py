@@ -28,6 +28,7 @@ from rooms.piece import (
     UnsupportedMidiError,
     load_midi,
 )
+from server.services.pieces import load_midi_file
 from tests.music import chorale_midi, music21_notes, one_channel_per_track, to_type0
 
 CHORALE = "bach/bwv66.6"
@@ -331,7 +332,7 @@ def test_type0_channel_parts_and_programs() -> None:
 def test_load_from_path(tmp_path) -> None:
     path = tmp_path / "chorale.mid"
     path.write_bytes(chorale_midi(CHORALE))
-    assert load_midi(path).part_names == load_midi(str(path)).part_names
+    assert load_midi_file(path).part_names == load_midi_file(str(path)).part_names
     assert load_midi(bytearray(path.read_bytes())).part_names[0] == "Soprano"
 
 
