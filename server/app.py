@@ -19,6 +19,7 @@ from server.appkeys import (
     PRESENCE,
     PRIVACY_BUS,
     PROGRESS_REFRESHER,
+    PURGE_TASK,
     SECRET,
     SESSIONMAKER,
     SETTINGS,
@@ -66,7 +67,6 @@ from server.services.spool import FinishedRoomSpool
 from server.services.sync import SyncService
 
 log = logging.getLogger("tutti")
-PURGE_TASK: web.AppKey[asyncio.Task] = web.AppKey("purge_task")
 
 # A checkout has the browser client at the top level; an installed wheel inside the package.
 STATIC_DIR = next(

@@ -8,9 +8,12 @@ import socketio
 from aiohttp import web
 
 if TYPE_CHECKING:
+    import asyncio
+
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from server.config import Settings
+    from server.observability.metrics import Metrics
     from server.realtime.presence import PresenceService
     from server.realtime.room_service import RoomService
     from server.services.privacy import PrivacyBus
@@ -28,3 +31,5 @@ PRIVACY_BUS: web.AppKey[PrivacyBus] = web.AppKey("privacy_bus")
 # What the lobby asks ``is_private(room_id)`` (private rooms are not listed).
 INVITES: web.AppKey[RoomService] = web.AppKey("invites")
 PROGRESS_REFRESHER: web.AppKey[ProgressRefresher] = web.AppKey("progress_refresher")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+PURGE_TASK: web.AppKey[asyncio.Task] = web.AppKey("purge_task")

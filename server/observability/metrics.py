@@ -66,6 +66,7 @@ from prometheus_client.core import (
 )
 from sqlalchemy import event
 
+from server.appkeys import METRICS as METRICS_KEY
 from server.services import limits_counter
 
 if TYPE_CHECKING:
@@ -269,7 +270,6 @@ class _Collector:
 
 # -- wiring ------------------------------------------------------------------------------
 
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 
 # server.services.limits_counter's kinds →
 # (scope, kind) labels of tutti_rate_limit_rejections_total.
@@ -290,7 +290,7 @@ def record_rejection(
 ) -> None:
     """Count one rate-limit rejection in ``tutti_rate_limit_rejections_total{scope, kind}``.
 
-    ``target``: the aiohttp application (its :data:`METRICS`), a :class:`Metrics`,
+    ``target``: the aiohttp application (its :data:`server.appkeys.METRICS`), a :class:`Metrics`,
     or the application's ``CollectorRegistry``. ``scope`` is what the limit
     counts per (``user``, ``ip``, ``connection``, …), ``kind`` what was
     limited (``rest``, ``event``, ``notes``, …). Does nothing for an
@@ -307,13 +307,13 @@ def _resolve(target: Any) -> Metrics | None:
     if isinstance(target, CollectorRegistry):
         return getattr(target, "tutti_metrics", None)
     if isinstance(target, web.Application):
-        return target.get(METRICS)
+        return target.get(METRICS_KEY)
     raise TypeError(f"expected an Application, Metrics or CollectorRegistry, not {target!r}")
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
     """``GET /metrics``: the Prometheus text exposition."""
-    body = request.app[METRICS].exposition()
+    body = request.app[METRICS_KEY].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -326,7 +326,7 @@ def install(app: web.Application, *, manager: RoomManager, engine: AsyncEngine) 
     manager.metrics = metrics
     if hasattr(manager.sio.manager, "on_lag"):
         manager.sio.manager.on_lag = metrics.pubsub_received
-    app[METRICS] = metrics
+    app[METRICS_KEY] = metrics
     app.router.add_get("/metrics", metrics_handler)
 
     def count(kind: str) -> None:

@@ -15,8 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.appkeys import MANAGER
-from server.realtime.guard import INVITES
+from server.appkeys import INVITES, MANAGER
 from server.rest.apidoc import Op, Out
 from server.rest.common import caller as _caller
 from server.rest.common import json_response

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -58,6 +58,7 @@ from rooms.recommend import recommend, user_level
 from server.appkeys import MANAGER, SESSIONMAKER, SETTINGS
 from server.db import repository
 from server.db.models import SheetMusic
+from server.rest.apidoc import MIDI, Op, Out, Query, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response, read_limited
 from server.rest.common import json_body as _json_body
@@ -286,3 +287,71 @@ async def backfill_on_startup(app: web.Application) -> None:
     See :func:`server.services.library.backfill`.
     """
     await library.backfill(app[SESSIONMAKER])
+
+
+# --------------------------------------------------------------------------- the document
+
+
+class PieceOut(Out):
+    id: str
+    title: str
+    composer: str | None
+    parts: list[Any]
+    tempo_bpm: float | None
+    duration_seconds: float | None
+    difficulty: int | float | None
+    source_type: str | None
+    split_pitch: int | None
+    ticks_per_beat: int | None
+    time_signature: Any
+    created_at: str | None
+
+
+class PieceListOut(Out):
+    pieces: list[PieceOut]
+    total: int = Field(ge=0)
+    limit: int | None
+    offset: int = Field(ge=0)
+
+
+class RecommendedOut(Out):
+    level: int | float | None
+    pieces: list[PieceOut]
+
+
+class AnalysisOut(Out):
+    id: str
+
+
+class PieceNotesOut(Out):
+    piece_id: str
+    tempo_bpm: float
+    duration_s: float
+    parts: list[Any]
+
+
+OPERATIONS = [
+    Op("GET", "/api/pieces", "The piece library, filtered and paged", "pieces", PieceListOut,
+       auth=False, query=model_query(library.ListQuery)),
+    Op("GET", "/api/pieces/random", "A random piece matching the filters", "pieces", PieceOut,
+       auth=False, query=model_query(library.RandomQuery), errors=(404,)),
+    Op("GET", "/api/pieces/recommended", "What the caller should practise next", "pieces",
+       RecommendedOut, query=model_query(library.RecommendQuery)),
+    Op("POST", "/api/pieces/generate", "Generate sight-reading material", "pieces", PieceOut,
+       201, GenerateIn),
+    Op("GET", "/api/pieces/{piece_id}/analysis", "A piece's analysis (difficulty, key, chords)",
+       "pieces", AnalysisOut, auth=False),
+    Op("POST", "/api/pieces", "Import a Standard MIDI File", "pieces", PieceOut, 201, MIDI,
+       body_type="audio/midi", errors=(413,), query=(
+           Query("title", schema={"type": "string", "maxLength": 200}),
+           Query("composer"),
+           Query("split_hands", schema={"type": "string", "enum": ["true", "false", "1", "0"]}),
+           Query("split_pitch", schema={"type": "integer", "minimum": 0, "maximum": 127}),
+       )),
+    Op("GET", "/api/pieces/{piece_id}", "One piece", "pieces", PieceOut, auth=False),
+    Op("GET", "/api/pieces/{piece_id}/midi", "A piece's MIDI file", "pieces", MIDI,
+       auth=False, response_type="audio/midi"),
+    Op("GET", "/api/pieces/{piece_id}/notes", "A piece's notes per part (seconds)", "pieces",
+       PieceNotesOut, auth=False),
+]  # fmt: skip
+"""The document's operations of this module (:mod:`server.rest.apidoc`)."""

@@ -224,7 +224,7 @@ def test_record_rejection_counts_by_scope_and_kind(tmp_path):
     # Through the application or its registry; two apps in one process do not clash.
     app1 = create_app(Settings(data_dir=str(tmp_path / "a"), dev=True))
     app2 = create_app(Settings(data_dir=str(tmp_path / "b"), dev=True))
-    from server.observability.metrics import METRICS
+    from server.appkeys import METRICS
 
     record_rejection(app1, "ip", "rest")
     record_rejection(app2[METRICS].registry, "ip", "event")
