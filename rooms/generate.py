@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import mido
 
 from rooms.analysis import analyse
+from rooms.errors import TuttiError
 from rooms.notes import Note
 from rooms.piece import Piece, load_midi
 
@@ -48,10 +49,11 @@ _TONICS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 KEY_PATTERN = r"^([A-Ga-g])([#b]?)\s+(major|minor)$"
 
 
-class GenerateError(ValueError):
-    """A request the generator cannot satisfy; ``code`` is machine-readable."""
+class GenerateError(TuttiError, ValueError):
+    """A request the generator cannot satisfy (code ``invalid_value``, HTTP 400)."""
 
-    code = "invalid_value"
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_value", message)
 
 
 def parse_key(key: str) -> tuple[int, str]:

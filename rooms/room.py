@@ -54,12 +54,14 @@ class RoomSettings:
     ``max_note_skew_ms``: how far a note's timestamp may be from the server's
     now. ``max_drift_ratio``: a player predicted to end later than
     ``grid_end * max_drift_ratio`` does not hold the room open longer.
+    ``max_spectators``: spectators in one room (:func:`rooms.admission.admit`).
     """
 
     start_delay_ms: float = 1000.0
     grace_ms: float = 3000.0
     max_note_skew_ms: float = 5000.0
     max_drift_ratio: float = 1.5
+    max_spectators: int = 1000
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
 
 
@@ -178,6 +180,7 @@ class Room:
         count_in_beats: int = 4,
         settings: RoomSettings | None = None,
         created_at_ms: int = 0,
+        invite_code: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise RoomError("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -224,8 +227,15 @@ class Room:
         self.closed_session_id: str | None = None
         self.seq = 0
         self.recording = Recording()
+        # A private room's invite (rooms.admission); never in state(), only in snapshot().
+        self.invite_code = invite_code
 
     # -- reading -----------------------------------------------------------------
+
+    @property
+    def is_private(self) -> bool:
+        """Whether joining needs the invite code (:mod:`rooms.admission`)."""
+        return self.invite_code is not None
 
     @property
     def part_names(self) -> list[str]:
@@ -630,6 +640,7 @@ class Room:
             "count_in_beats": self.count_in_beats,
             "host": self.host,
             "created_at_ms": self.created_at_ms,
+            "invite_code": self.invite_code,
             "start_at_ms": self.start_at_ms,
             "closed_session_id": self.closed_session_id
             or (self.finished.session_id if self.finished is not None else None),
@@ -659,6 +670,7 @@ class Room:
             count_in_beats=snap["count_in_beats"],
             settings=settings,
             created_at_ms=snap["created_at_ms"],
+            invite_code=snap.get("invite_code"),
         )
         room.apply_snapshot(snap)
         return room

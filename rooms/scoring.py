@@ -65,7 +65,7 @@ class ScoringSettings:
     fit. ``tempo_slack``: how much the match window widens per ms of score
     time since the last match (ms/ms; must stay below ``min_tempo_ratio``).
     The defaults (4 notes, 0.3) lose no note when any 8 notes of a Bach
-    chorale are played 30 % slower (``tests/test_scoring.py``).
+    chorale are played 30 % slower (``tests/unit/test_scoring.py``).
     ``min_tempo_ratio``/``max_tempo_ratio``: bounds of the fitted
     played/expected time ratio (2.0 = half the room tempo).
     """

@@ -5,57 +5,68 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from pathlib import Path
 
 import socketio
 from aiohttp import web
 
 from rooms.room import RoomSettings
-from server import (
-    analytics_api,
-    auth_api,
-    codec,
-    events,
-    guard,
-    health,
-    library_api,
-    lobby_api,
-    logbook_api,
-    logs,
-    metrics,
-    openapi,
-    privacy_api,
-    progress_api,
-    progress_refresh,
-    sync_api,
-    sync_events,
-)
-from server.api import routes
-from server.config import Settings
-from server.db.engine import make_engine, make_sessionmaker, upgrade_database
-from server.fanout import RoomChannelManager
-from server.keys import (
+from server.appkeys import (
+    INVITES,
     MANAGER,
     PRESENCE,
     PRIVACY_BUS,
+    PROGRESS_REFRESHER,
+    PURGE_TASK,
     SECRET,
     SESSIONMAKER,
     SETTINGS,
     SIO,
     SYNC,
 )
-from server.pieces import PieceLibrary
-from server.presence import make_presence
-from server.privacy import PrivacyBus, purge_loop
-from server.ratelimit import RateLimiter, rest_middleware
-from server.room_directory import RoomDirectory
-from server.room_manager import RoomManager
-from server.security import headers_middleware, json_too_large, socketio_cors
-from server.sio_manager import LocalManager
-from server.sync import SyncService
+from server.config import Settings
+from server.db.engine import make_engine, make_sessionmaker, upgrade_database
+from server.observability import logs, metrics
+from server.realtime import codec
+from server.realtime.clustered import ClusteredRoomService
+from server.realtime.fanout import RoomChannelManager
+from server.realtime.guard import Guard
+from server.realtime.namespace import TuttiNamespace
+from server.realtime.presence import make_presence
+from server.realtime.room_directory import RoomDirectory
+from server.realtime.room_service import RoomService
+from server.realtime.saving import SessionSaver
+from server.realtime.sio_manager import LocalManager
+from server.rest import analytics as analytics_api
+from server.rest import auth as auth_api
+from server.rest import health, openapi
+from server.rest import lobby as lobby_api
+from server.rest import logbook as logbook_api
+from server.rest import pieces as pieces_api
+from server.rest import practice_timers as practice_timers_api
+from server.rest import privacy as privacy_api
+from server.rest import progress as progress_api
+from server.rest import sessions as sessions_api
+from server.rest import sync as sync_api
+from server.rest import users as users_api
+from server.rest.common import errors_middleware
+from server.rest.ratelimit import RateLimiter, rest_middleware
+from server.rest.security import (
+    headers_middleware,
+    json_too_large,
+    server_header,
+    socketio_cors,
+)
+from server.services import progress_refresh
+from server.services.pieces import PieceLibrary
+from server.services.privacy import PrivacyBus
+from server.services.purge import purge_loop
+from server.services.spool import FinishedRoomSpool
+from server.services.sync import SyncService
 
 log = logging.getLogger("tutti")
-PURGE_TASK: web.AppKey[asyncio.Task] = web.AppKey("purge_task")
 
 # A checkout has the browser client at the top level; an installed wheel inside the package.
 STATIC_DIR = next(
@@ -69,6 +80,19 @@ STATIC_DIR = next(
     ),
     None,
 )
+
+
+def _exit_after(seconds: float) -> None:
+    """Exit the process (status 3) if it is still shutting down ``seconds`` from now."""
+
+    def stuck() -> None:
+        log.error("shutdown still running after %.0f s: exiting", seconds)
+        logging.shutdown()
+        os._exit(3)
+
+    timer = threading.Timer(seconds, stuck)
+    timer.daemon = True  # a shutdown that finishes in time exits without waiting for it
+    timer.start()
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -91,11 +115,12 @@ def create_app(settings: Settings) -> web.Application:
             json_too_large,
             rest_middleware(limiter, settings, secret),
             privacy_api.deactivated_middleware,
+            errors_middleware,  # innermost: a TuttiError a handler raised → its JSON answer
         ],
     )
     engine = make_engine(settings.resolved_database_url())
     sessionmaker = make_sessionmaker(engine)
-    # Progress is recomputed after each log write commits (server/progress_refresh.py).
+    # Progress is recomputed after each log write commits (server/services/progress_refresh.py).
     progress_refresher = progress_refresh.install(sessionmaker)
     client_manager: socketio.AsyncManager = LocalManager()
     if settings.redis_url:
@@ -109,47 +134,59 @@ def create_app(settings: Settings) -> web.Application:
         async_mode="aiohttp",
         cors_allowed_origins=socketio_cors(settings),
         json=codec,
-        serializer=codec.Packet,  # a cheaper binary check (server/codec.py)
+        serializer=codec.Packet,  # a cheaper binary check (server/realtime/codec.py)
         client_manager=client_manager,
         max_http_buffer_size=settings.max_socket_payload_bytes,
+        # Several workers share the port (SO_REUSEPORT): a polling session's requests could
+        # reach different processes, a websocket stays on the one that accepted it.
+        transports=["websocket"] if settings.websocket_only else ["polling", "websocket"],
     )
     sio.attach(app, socketio_path="socket.io")
     presence = make_presence(settings, sio)
     sync = SyncService(sessionmaker, sio)
-    # Several processes: rooms are shared through Redis (server/room_directory.py).
-    directory = RoomDirectory(settings.redis_url) if settings.redis_url else None
-    manager = RoomManager(
-        sio,
-        sessionmaker,
-        PieceLibrary(sessionmaker),
-        room_settings=RoomSettings(
-            start_delay_ms=settings.start_delay_ms,
-            grace_ms=settings.grace_ms,
-            max_note_skew_ms=settings.max_note_skew_ms,
-        ),
+    room_settings = RoomSettings(
+        start_delay_ms=settings.start_delay_ms,
+        grace_ms=settings.grace_ms,
+        max_note_skew_ms=settings.max_note_skew_ms,
+        max_spectators=settings.max_spectators,
+    )
+    service_args = (sio, sessionmaker, PieceLibrary(sessionmaker))
+    # Finished rooms go to DATA_DIR/spool before the database (server/services/spool.py).
+    saver = SessionSaver(sessionmaker, FinishedRoomSpool(Path(settings.data_dir) / "spool"))
+    service_kwargs = dict(
+        room_settings=room_settings,
         score_interval_ms=settings.score_interval_ms,
         presence=presence,
         sync=sync,
-        directory=directory,
+        saver=saver,
     )
-    events.register(sio, manager, secret)
-    sync_events.register(sio, manager, sync)
-    # After every handler is registered; the lobby hides the private rooms.
-    app[guard.INVITES] = guard.install(sio, manager, limiter, settings, secret)
+    directory: RoomDirectory | None = None
+    manager: RoomService
+    if settings.redis_url:
+        # Several processes: rooms are shared through Redis (server/realtime/clustered.py).
+        directory = RoomDirectory(settings.redis_url)
+        manager = ClusteredRoomService(*service_args, directory=directory, **service_kwargs)
+    else:
+        manager = RoomService(*service_args, **service_kwargs)
+    sio.register_namespace(
+        TuttiNamespace(manager, sync, Guard(limiter, settings, sessionmaker), secret)
+    )
+    app[INVITES] = manager  # the lobby hides the private rooms
     app[SETTINGS] = settings
     app[SESSIONMAKER] = sessionmaker
     app[MANAGER] = manager
     app[SECRET] = secret
     app[SIO] = sio
-    app[progress_refresh.REFRESHER_KEY] = progress_refresher
+    app[PROGRESS_REFRESHER] = progress_refresher
     app[SYNC] = sync
     app[PRESENCE] = presence
-    # Before server.api's routes: /api/pieces/random must not match /api/pieces/{piece_id}.
-    app.add_routes(library_api.routes)
-    app.add_routes(routes)
+    app.add_routes(pieces_api.routes)  # every /api/pieces… route
     for feature in (
         auth_api,
+        sessions_api,
         sync_api,
+        users_api,
+        practice_timers_api,
         logbook_api,
         lobby_api,
         privacy_api,
@@ -158,7 +195,7 @@ def create_app(settings: Settings) -> web.Application:
     ):
         app.add_routes(feature.routes)
     # Observability and the API description: correlation ids, /metrics, /livez, /readyz,
-    # /api/openapi.json (server/logs.py, metrics.py, health.py, openapi.py).
+    # /api/openapi.json (server/observability/logs.py, metrics.py, health.py, openapi.py).
     logs.install(app, sio)
     metrics.install(app, manager=manager, engine=engine)
     health.install(app)
@@ -170,8 +207,11 @@ def create_app(settings: Settings) -> web.Application:
 
     async def on_startup(app: web.Application) -> None:
         await upgrade_database(engine)
+        # A process killed between a log's commit and its progress refresh left it stale.
+        await progress_refresh.refresh_stale(sessionmaker, progress_refresher)
         await presence.start()
         await manager.start_cluster()
+        await saver.replay()  # finished rooms an earlier process could not save
         log.info("database ready at %s", _redact(settings.resolved_database_url()))
         app[PURGE_TASK] = asyncio.create_task(purge_loop(settings, sessionmaker))
         if settings.redis_url:
@@ -179,10 +219,14 @@ def create_app(settings: Settings) -> web.Application:
             app[PRIVACY_BUS].start()
 
     async def on_shutdown(app: web.Application) -> None:
+        # A bound on the whole shutdown: once an aiohttp shutdown waited forever on
+        # engine.io's service task. Past the bound the process exits (status 3), logged.
+        _exit_after(settings.shutdown_timeout_s)
         await manager.finish_all()
         # Open websockets would otherwise hold the shutdown until aiohttp's timeout.
         for sid in list(manager.connections):
             await sio.disconnect(sid)
+        await sio.shutdown()  # engine.io's service task ends (it does not on cancellation alone)
         await presence.stop()
 
     async def on_cleanup(app: web.Application) -> None:
@@ -195,11 +239,13 @@ def create_app(settings: Settings) -> web.Application:
             await app[PRIVACY_BUS].stop()
         if directory is not None:
             await directory.stop()
+        await saver.close()  # what is still unsaved stays spooled for the next start
         await progress_refresher.close()  # the last saves' progress
         await engine.dispose()
 
+    app.on_response_prepare.append(server_header)  # no library version in Server
     app.on_startup.append(on_startup)
-    app.on_startup.append(library_api.backfill_on_startup)  # after the migrations
+    app.on_startup.append(pieces_api.backfill_on_startup)  # after the migrations
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

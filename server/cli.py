@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -14,18 +15,77 @@ from server.config import Settings, add_arguments, settings_from
 
 SERVER_SETTINGS = None  # all of them
 DB_SETTINGS = ["data_dir", "database_url", "log_level"]
+PIECE_LIMITS = [  # server/services/pieces.py PieceLimits
+    "max_piece_notes",
+    "max_part_notes",
+    "max_midi_events",
+    "max_musicxml_bytes",
+    "max_musicxml_entries",
+]
 
 
 def _configure_logging(level: str, fmt: str = "text") -> None:
-    from server.logs import configure
+    from server.observability.logs import configure
 
-    configure(level, fmt)  # server/logs.py: JSON lines or text, with correlation ids
+    configure(level, fmt)  # server/observability/logs.py: JSON lines or text, with correlation ids
+
+
+def prepare_data_dir(path: str) -> str | None:
+    """Create ``path`` (mode 0700) and check that it is writable; make what is in it private.
+
+    Returns ``None`` when it is usable, else a message for people naming the folder and
+    the reason (the caller exits with status 2).
+    """
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        for name in ("tutti.db", "tutti.db-wal", "tutti.db-shm"):
+            if (folder / name).exists():
+                os.chmod(folder / name, 0o600)
+        if (folder / "outbox").is_dir():
+            os.chmod(folder / "outbox", 0o700)
+            for eml in (folder / "outbox").iterdir():
+                os.chmod(eml, 0o600)
+    except OSError as exc:
+        return f"cannot use the data folder {str(folder)!r}: {exc.strerror or exc}"
+    return None
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from server.app import create_app
+
+    # Everything the server writes (database, outbox of login links, logs) is its own only.
+    os.umask(0o077)
+    if any(a == "--secret-key" or a.startswith("--secret-key=") for a in args.argv):
+        warning = (
+            "--secret-key on the command line shows in the process list "
+            "(/proc/PID/cmdline); set TUTTI_SECRET_KEY instead"
+        )
+        if settings.log_format == "json":  # every line of output is then one JSON object
+            logging.getLogger("tutti").warning(warning)
+        else:
+            print(f"tutti serve: warning: {warning}", file=sys.stderr)
+    problem = prepare_data_dir(settings.data_dir)
+    if problem is not None:
+        print(f"tutti serve: {problem}", file=sys.stderr)
+        return 2
+    workers = settings.resolved_workers()
+    if workers > 1:
+        if not settings.redis_url:
+            print(
+                "tutti serve: --workers > 1 shares rooms through Redis: add --redis-url",
+                file=sys.stderr,
+            )
+            return 2
+        from server.workers import supervise
+
+        return supervise(settings, args.argv, workers)
 
     try:
         import uvloop
@@ -43,7 +103,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         logging.getLogger("tutti").info(listening)
     else:
         print(listening, flush=True)
-    from server.logs import AccessLogger
+    from server.observability.logs import AccessLogger
 
     web.run_app(
         app,
@@ -52,6 +112,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         print=None,
         shutdown_timeout=5,
         access_log_class=AccessLogger,
+        reuse_port=settings.websocket_only,  # the workers of --workers N share the port
     )
     return 0
 
@@ -61,7 +122,7 @@ def cmd_users_purge(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from server.db.engine import make_engine, make_sessionmaker, upgrade_database
-    from server.privacy import purge_due
+    from server.services.purge import purge_due
 
     now = None
     if args.now:
@@ -92,7 +153,7 @@ def cmd_users_purge(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_pieces_import(settings: Settings, args: argparse.Namespace) -> int:
-    from server.pieces_import import import_files
+    from server.services.pieces_import import import_files
 
     if args.title and len(args.files) > 1:
         print("--title applies to one file; give one file or leave --title out", file=sys.stderr)
@@ -113,7 +174,7 @@ def cmd_pieces_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_pieces_generate(settings: Settings, args: argparse.Namespace) -> int:
     from rooms.generate import GenerateError, Request
-    from server.pieces_import import generate_piece
+    from server.services.pieces_import import generate_piece
 
     try:
         request = Request(
@@ -132,9 +193,9 @@ def cmd_pieces_generate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
-    from server.bot import Style, run_bot
-    from server.client import TuttiError
-    from server.demo import results_table
+    from server.clients.bot import Style, run_bot
+    from server.clients.demo import results_table
+    from server.clients.room_client import TuttiError
 
     style = Style(
         jitter_ms=args.jitter_ms,
@@ -164,7 +225,7 @@ def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     import dataclasses
 
-    from server.demo import main
+    from server.clients.demo import main
 
     # The demo's own server is a throwaway: dev mode (an ephemeral secret key).
     return main(dataclasses.replace(settings, dev=True), args.url, args.tempo)
@@ -209,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=STYLE_PERIODS,
         help="style period (default: from the composer, when known)",
     )
-    add_arguments(imp, DB_SETTINGS)
+    add_arguments(imp, [*DB_SETTINGS, *PIECE_LIMITS])
     imp.set_defaults(func=cmd_pieces_import)
 
     gen = pieces_sub.add_parser(
@@ -258,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the serve command line, for --workers to start copies of it
     try:
         settings = settings_from(args)
     except ValueError as exc:

@@ -23,17 +23,17 @@ class Settings:
     ``database_url`` defaults to a SQLite file ``tutti.db`` in ``data_dir``;
     ``redis_url`` empty means in-process pub/sub (one process). ``fanout``
     picks the cross-process manager with Redis: ``rooms`` (ours, a channel per
-    room, :mod:`server.fanout`) or ``stock`` (python-socketio's
+    room, :mod:`server.realtime.fanout`) or ``stock`` (python-socketio's
     ``AsyncRedisManager``, one channel for everything; kept for comparison).
     ``secret_key`` signs access tokens and must be set unless ``dev`` (then
     an ephemeral key is made; see :meth:`resolved_secret_key`). Security
-    headers and CORS: :mod:`server.security`; rate limits and caps:
-    :mod:`server.ratelimit`, :mod:`server.guard`; the purge:
-    :mod:`server.privacy`.
+    headers and CORS: :mod:`server.rest.security`; rate limits and caps:
+    :mod:`server.services.limits`, :mod:`server.realtime.guard`; the purge:
+    :mod:`server.services.privacy`.
     ``token_ttl_s`` is the lifetime of guest access tokens,
     ``access_token_ttl_s`` that of account access tokens (refreshable).
     Login mail goes through ``smtp_host`` when set, else into
-    ``data_dir/outbox`` (see :mod:`server.mailer`); login links point at
+    ``data_dir/outbox`` (see :mod:`server.services.mailer`); login links point at
     ``public_url`` (see :meth:`resolved_public_url`).
     """
 
@@ -52,6 +52,33 @@ class Settings:
     max_note_skew_ms: float = field(default=5000.0, metadata={"help": "note time vs now, ms"})
     score_interval_ms: float = field(default=250.0, metadata={"help": "min gap of score:update"})
     max_upload_bytes: int = field(default=5_000_000, metadata={"help": "largest MIDI upload"})
+    workers: int = field(
+        default=0,
+        metadata={
+            "help": "processes sharing the port (SO_REUSEPORT) and rooms (Redis); "
+            "0: one per CPU with --redis-url, else 1"
+        },
+    )
+    websocket_only: bool = field(
+        default=False,
+        metadata={"help": "Socket.IO over websockets only (set for each of several workers)"},
+    )
+    shutdown_timeout_s: float = field(
+        default=20.0,
+        metadata={"help": "SIGTERM: drain and save, then exit at the latest after this, s"},
+    )
+    # -- what a piece may hold (server/services/pieces.py PieceLimits); over: 413 piece_too_large
+    max_piece_notes: int = field(default=20_000, metadata={"help": "notes in one piece"})
+    max_part_notes: int = field(default=20_000, metadata={"help": "notes in one part of a piece"})
+    max_midi_events: int = field(
+        default=200_000, metadata={"help": "MIDI events (of every kind) in one piece's file"}
+    )
+    max_musicxml_bytes: int = field(
+        default=20_000_000, metadata={"help": "XML of a MusicXML file, unpacked (.mxl), bytes"}
+    )
+    max_musicxml_entries: int = field(
+        default=64, metadata={"help": "entries in a compressed MusicXML (.mxl) zip"}
+    )
     log_level: str = field(default="INFO", metadata={"help": "DEBUG, INFO, WARNING, ERROR"})
     log_format: str = field(
         default="json", metadata={"help": "serve's log lines: 'json' (one object a line) or 'text'"}
@@ -72,7 +99,7 @@ class Settings:
     smtp_starttls: bool = field(
         default=True, metadata={"help": "require STARTTLS (false: plain SMTP)"}
     )
-    # -- security (server/security.py) ---------------------------------------------------
+    # -- security (server/rest/security.py) ---------------------------------------------------
     dev: bool = field(
         default=False, metadata={"help": "dev mode: an ephemeral secret key when none is set"}
     )
@@ -96,7 +123,7 @@ class Settings:
     hsts_max_age_s: int = field(
         default=0, metadata={"help": "Strict-Transport-Security max-age, s (0: no header)"}
     )
-    # -- limits (server/ratelimit.py, server/guard.py) -------------------------------------
+    # -- limits (server/services/limits.py, server/realtime/guard.py) -------------------------
     rate_limit_rest_user: str = field(
         default="300/second;6000/minute", metadata={"help": "REST requests per user ('' off)"}
     )
@@ -122,7 +149,7 @@ class Settings:
     trust_forwarded_for: bool = field(
         default=False, metadata={"help": "take the client IP from X-Forwarded-For (behind a proxy)"}
     )
-    # -- privacy (server/privacy.py) --------------------------------------------------------
+    # -- privacy (server/services/privacy.py) -------------------------------------------
     purge_after_days: float = field(
         default=30.0, metadata={"help": "days from DELETE /api/users/me to the purge"}
     )
@@ -134,6 +161,13 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'tutti.db'}"
+
+    def resolved_workers(self) -> int:
+        """How many processes ``tutti serve`` runs: ``workers``, or for 0 one per CPU when
+        rooms can be shared (``redis_url`` set), else 1."""
+        if self.workers > 0:
+            return self.workers
+        return (os.cpu_count() or 1) if self.redis_url else 1
 
     def resolved_public_url(self) -> str:
         """``public_url`` without a trailing slash, or ``http://HOST:PORT``.

@@ -1,6 +1,6 @@
 /* Clock synchronisation with the server (mirrors rooms/clock.py) and the partner playout delay.
  *
- * Pure: no DOM, no network; runs in Node for tests/test_static.py.
+ * Pure: no DOM, no network; runs in Node for tests/e2e/test_static.py.
  */
 
 /** Median as Python's statistics.median: the mean of the middle two for an even count. */

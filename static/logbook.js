@@ -10,10 +10,10 @@ import { $, el, guard, svg, toast } from "./ui.js";
 
 // -- pure helpers (tested in Node) ---------------------------------------------------------
 
-const MAX_LOG_MINUTES = 7 * 24 * 60; // server/logbook.py MAX_DURATION_S
+const MAX_LOG_MINUTES = 7 * 24 * 60; // server/services/logbook.py MAX_DURATION_S
 
 /**
- * The body of POST /api/practice/quick-log (server/logbook_api.py): activity_type and
+ * The body of POST /api/practice/quick-log (server/rest/logbook.py): activity_type and
  * duration_seconds are required; blank optional fields are left out rather than sent as "".
  */
 export function quickLogBody({ minutes, activity, instrument, work, notes }, id) {

@@ -5,7 +5,7 @@
  * acknowledged, by mutation_id) and `meta` (client_id, next mutation id, pull cursor). A write
  * goes to the outbox and, optimistically, to its row in one transaction — so it survives a
  * reload while offline — then is pushed (POST /api/sync/push) whenever the server is
- * reachable; changes are pulled by cursor (GET /api/sync/pull). Semantics: server/sync.py.
+ * reachable; changes are pulled by cursor (GET /api/sync/pull). Semantics: server/services/sync.py.
  */
 
 import { randomHex } from "./session.js";

@@ -1,8 +1,25 @@
+"""Shared fixtures: real servers, Redis and PostgreSQL on free ports, for every test package."""
+
 from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from tests.servers import start_postgres, start_redis, start_server
+
+# pytest keeps only the last three temp roots of a user and deletes older ones, so a second
+# checkout's test run deleted the data folders (and a PostgreSQL cluster) of a run still
+# going. Each checkout gets a temp root of its own; pytest reads this when first asked.
+_CHECKOUT = hashlib.sha1(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:8]
+if not os.environ.get("PYTEST_DEBUG_TEMPROOT"):
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = os.path.join(
+        tempfile.gettempdir(), f"tutti-tests-{_CHECKOUT}"
+    )
+os.makedirs(os.environ["PYTEST_DEBUG_TEMPROOT"], exist_ok=True)
 
 # Short timings so a piece ends soon after its last note; still real time.
 FAST = ("--grace-ms", "1500", "--start-delay-ms", "300")

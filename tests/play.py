@@ -8,8 +8,8 @@ import aiohttp
 
 from rooms.performance import Mistakes
 from rooms.piece import Piece, load_midi
-from server.bot import Style, play_part
-from server.client import TuttiClient
+from server.clients.bot import Style, play_part
+from server.clients.room_client import TuttiClient
 
 
 async def upload_piece(client: TuttiClient, midi: bytes, **params: str) -> dict:

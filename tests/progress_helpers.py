@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from server.client import TuttiClient
+from server.clients.room_client import TuttiClient
 
 
 class Guest:

@@ -90,6 +90,8 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
         TEST_SECRET,
         *extra,  # a --secret-key here wins (argparse keeps the last)
     ]
+    if "--workers" not in extra:
+        args += ["--workers", "1"]  # one process per test server, Redis or not
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUTTI_")}
     full_env.update(env or {})
     with open(log, "wb") as out:

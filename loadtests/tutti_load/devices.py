@@ -6,8 +6,8 @@ be). Every few seconds one device changes the logbook — a quick log (most
 often), a note on an earlier entry, a goal's progress, a deleted entry — and
 pushes it with ``sync:push``; the server pokes the other devices
 (``sync:poke``), which pull with ``sync:pull`` from their cursor. The
-protocol is README "Sync" (:mod:`server.sync`); this is a gevent rendering of
-:class:`server.sync_client.SyncDevice` without its persistent store.
+protocol is README "Sync" (:mod:`server.services.sync`); this is a gevent rendering of
+:class:`server.clients.sync_client.SyncDevice` without its persistent store.
 
 Reported (ms): ``sync sync:push`` — push → ack; ``sync sync:pull`` — one pull
 page; ``sync propagation`` — a push sent on one device → another device's

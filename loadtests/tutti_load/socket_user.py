@@ -116,7 +116,7 @@ class Connection(Reporter):
         with gevent.Timeout(5, False), contextlib.suppress(Exception):
             self.sio.disconnect()
 
-    # -- clock (NTP-style, as server/client.py and the browser do) ------------------------
+    # -- clock (NTP-style, as server/clients/room_client.py and the browser do) ----------
 
     def clock_exchange(self) -> None:
         t0 = wall_ms()

@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -85,13 +92,56 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     in_memory = not database or database == ":memory:" or database.startswith("file:")
     sqlite_file = sqlite and not in_memory
     if sqlite_file:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Private from the start: SQLite gives its -wal and -shm files the database's mode.
+        # Only a new file is touched: no connection can have it open yet (see _writable).
+        with contextlib.suppress(FileExistsError):  # another process was first
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         for name, value in SQLITE_POOL.items():
             kwargs.setdefault(name, value)
     engine = create_async_engine(url, **kwargs)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine.sync_engine, "handle_error", _recycle_after_write_failure)
+    if sqlite_file:
+        _reopen_read_only_connections(engine, path)
     return engine
+
+
+def _writable(path: Path) -> bool:
+    # access(2), not open(2)+close(2): closing any descriptor of the file would drop this
+    # process's POSIX locks on it, SQLite's among them. access() honours the immutable flag
+    # and read-only mounts, for root too.
+    return os.access(path, os.W_OK)
+
+
+def _reopen_read_only_connections(engine: AsyncEngine, path: Path) -> None:
+    """A connection SQLite opened while the file was not writable stays read-only for good
+    (it fell back to ``O_RDONLY``): once the file is writable again, such a connection is
+    replaced at its next checkout instead of failing every write it is given."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _opened(dbapi_connection: Any, record: Any) -> None:
+        record.info["opened_read_only"] = not _writable(path)
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("opened_read_only") and _writable(path):
+            raise DisconnectionError("opened while the database file was read-only")
+
+
+# SQLite errors after which a connection keeps failing though the file is writable again
+# (it stays read-only): the pool is emptied, new connections are opened.
+STUCK_CONNECTION_ERRORS = ("readonly database", "disk i/o error", "database or disk is full")
+
+
+def _recycle_after_write_failure(context: Any) -> None:
+    """Treat a stuck-connection error as a disconnect: SQLAlchemy then invalidates the pool."""
+    message = str(context.original_exception).lower()
+    if any(text_ in message for text_ in STUCK_CONNECTION_ERRORS):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = True
 
 
 class SQLiteSessionmaker(async_sessionmaker[AsyncSession]):
@@ -147,11 +197,43 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-async def upgrade_database(engine: AsyncEngine) -> None:
-    """Run the Alembic migrations to head, in one transaction on ``engine``.
+MIGRATION_LOCK_KEY = 0x7475_7474_69  # "tutti": PostgreSQL advisory lock id of the migrations
 
-    Harmless when already at head. Errors from a migration propagate (the
-    transaction is rolled back; on SQLite, DDL already executed may remain).
+
+async def upgrade_database(engine: AsyncEngine) -> None:
+    """Run the Alembic migrations to head, in one transaction on ``engine``, one process at a time.
+
+    Processes started together on one fresh database take turns: on
+    PostgreSQL a transaction-scoped advisory lock
+    (``pg_advisory_xact_lock``, released at commit), on a SQLite file an
+    exclusive ``flock`` on ``<database>.migrate.lock`` beside it (taken in a
+    thread, so the event loop never waits on it). The next process then finds
+    the schema at head and does nothing. Harmless when already at head. Errors
+    from a migration propagate (the transaction is rolled back; on SQLite, DDL
+    already executed may remain).
     """
-    async with engine.begin() as conn:
+    url = engine.url
+    lock_path = None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        lock_path = Path(url.database).with_name(Path(url.database).name + ".migrate.lock")
+    async with _file_lock(lock_path), engine.begin() as conn:
+        if url.get_backend_name() == "postgresql":
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         await conn.run_sync(_upgrade)
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path | None) -> AsyncIterator[None]:
+    """An exclusive advisory lock on ``path`` across processes (POSIX ``flock``); none for ``None``
+    or where ``fcntl`` is missing (Windows: one process per database there)."""
+    if path is None or fcntl is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

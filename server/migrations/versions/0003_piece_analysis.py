@@ -2,7 +2,7 @@
 grade, generator.
 
 The new columns are nullable; existing pieces are analysed on the server's
-next startup (:func:`server.library.backfill`), which fills them in.
+next startup (:func:`server.services.library.backfill`), which fills them in.
 
 Revision ID: 0003_piece_analysis
 Revises: 0002

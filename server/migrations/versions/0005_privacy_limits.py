@@ -3,7 +3,7 @@
 ``users.deactivated_at`` is set by ``DELETE /api/users/me`` (the purge job
 deletes the user ``purge_after_days`` later); ``practice_sessions.host_user_id``
 becomes nullable so a shared session survives its host's purge (see
-:mod:`server.privacy`).
+:mod:`server.services.privacy`).
 
 Revision ID: 0005_privacy_limits
 Revises: 0004_progress

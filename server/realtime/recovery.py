@@ -1,0 +1,184 @@
+"""Recovery streams: a bounded log of each room's events for clients that reconnect.
+
+Every event a member must not miss (``note``/``notes`` relays, ``room:state``,
+``room:started``, ``score:update``, ``room:finished``) is appended to the
+room's stream before it is emitted, and the emitted payload carries the
+entry's ``"offset"`` and the stream's ``"epoch"``. A client that reconnects
+(to any process) sends ``recover: {"epoch", "offset"}`` with ``room:join``
+and gets the entries after that offset, or ``None`` (not recoverable) when:
+
+* the epoch differs (the stream was lost, e.g. Redis restarted empty, or had
+  a gap because Redis was unreachable while an event was emitted), or
+* the entry at ``offset`` is no longer in the stream (trimmed to
+  ``max_events``, or expired), or it is older than ``window_s``.
+
+:class:`RedisStreams` (several processes): ``tutti:room:{id}:stream`` (an
+``XADD … MAXLEN ~ max_events`` stream with fields ``e`` event, ``d`` JSON
+data) and ``tutti:room:{id}:epoch`` (a random id set when the stream is
+created), both expiring ``window_s`` after the last append; one Lua script
+appends atomically, and appends made at the same time share one round trip
+(:class:`server.realtime.redis_batch.ScriptBatcher`). :class:`LocalStreams` (one
+process): an in-process bounded deque per room (payloads kept as JSON
+bytes) with the same semantics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+import orjson
+
+from server.realtime.redis_batch import ScriptBatcher
+
+log = logging.getLogger("tutti.recovery")
+
+WINDOW_S = 120.0
+MAX_EVENTS = 10_000
+PREFIX = "tutti:room:"
+
+Missed = list[dict[str, Any]]
+
+_APPEND = """
+local epoch = redis.call('GET', KEYS[1])
+if (not epoch) or ARGV[6] == '1' then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[1], epoch)
+end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[4], 'd', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return {epoch, id}
+"""
+
+
+def _offset_key(offset: str) -> tuple[int, int]:
+    ms, _, n = offset.partition("-")
+    return int(ms), int(n or 0)
+
+
+def valid_offset(offset: str) -> bool:
+    try:
+        _offset_key(offset)
+    except ValueError:
+        return False
+    return True
+
+
+class LocalStreams:
+    """One process: each room's recent events in a bounded deque."""
+
+    def __init__(self, max_events: int = MAX_EVENTS, window_s: float = WINDOW_S) -> None:
+        self.max_events = max_events
+        self.window_s = window_s
+        self._rooms: dict[str, tuple[str, deque]] = {}
+        self._counter = itertools.count(1)
+
+    async def append(self, room_id: str, event: str, data: dict[str, Any]) -> tuple[str, str]:
+        """Log ``event``; returns ``(epoch, offset)``."""
+        entry = self._rooms.get(room_id)
+        now = time.time()
+        if entry is None or (entry[1] and now - entry[1][-1][1] > self.window_s):
+            entry = (uuid.uuid4().hex[:16], deque(maxlen=self.max_events))
+            self._rooms[room_id] = entry
+        offset = f"{int(now * 1000)}-{next(self._counter)}"
+        # Kept encoded: a tuple of str/float/bytes is not tracked by Python's garbage
+        # collector, while 10 000 dicts per room made every full collection walk them all
+        # (tens of ms per collection under the relay benchmark's load).
+        entry[1].append((offset, now, event, orjson.dumps(data)))
+        return entry[0], offset
+
+    async def since(self, room_id: str, epoch: str, offset: str) -> Missed | None:
+        entry = self._rooms.get(room_id)
+        if entry is None or entry[0] != epoch or not valid_offset(offset):
+            return None
+        items = list(entry[1])
+        for index, (off, at, _, _) in enumerate(items):
+            if off == offset:
+                if time.time() - at > self.window_s:
+                    return None
+                return [
+                    {"event": e, "data": {**orjson.loads(d), "epoch": epoch, "offset": o}}
+                    for o, _, e, d in items[index + 1 :]
+                ]
+        return None
+
+    def drop(self, room_id: str) -> None:
+        self._rooms.pop(room_id, None)
+
+
+class RedisStreams:
+    """Several processes: each room's recent events in a Redis stream (see module)."""
+
+    def __init__(
+        self, redis: Any, max_events: int = MAX_EVENTS, window_s: float = WINDOW_S
+    ) -> None:
+        self.redis = redis
+        self.max_events = max_events
+        self.window_s = window_s
+        self._script = redis.register_script(_APPEND)
+        self._gaps: set[str] = set()  # rooms with an event that could not be logged
+
+    @property
+    def redis(self) -> Any:
+        return self._redis
+
+    @redis.setter
+    def redis(self, client: Any) -> None:
+        self._redis = client
+        self._batch = ScriptBatcher(client)  # appends of many events in one round trip
+
+    async def append(
+        self, room_id: str, event: str, data: dict[str, Any]
+    ) -> tuple[str, str] | None:
+        """Log ``event``; ``(epoch, offset)``, or ``None`` when Redis is away.
+
+        After a failed append the next one starts a new epoch: the stream has
+        a gap, so offsets from before it cannot be trusted.
+        """
+        keys = [f"{PREFIX}{room_id}:epoch", f"{PREFIX}{room_id}:stream"]
+        args = [
+            uuid.uuid4().hex[:16],
+            self.max_events,
+            max(1, int(self.window_s)),
+            event,
+            orjson.dumps(data),
+            "1" if room_id in self._gaps else "0",
+        ]
+        try:
+            epoch, offset = await self._batch.call(self._script, keys, args)
+        except Exception as exc:  # RedisError, OSError: Redis away
+            if room_id not in self._gaps:
+                log.warning("room %s: recovery stream unavailable (%s)", room_id, exc)
+            self._gaps.add(room_id)
+            return None
+        self._gaps.discard(room_id)
+        return epoch.decode(), offset.decode()
+
+    async def since(self, room_id: str, epoch: str, offset: str) -> Missed | None:
+        if not valid_offset(offset):
+            return None
+        if time.time() * 1000 - _offset_key(offset)[0] > self.window_s * 1000:
+            return None
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(f"{PREFIX}{room_id}:epoch")
+            pipe.xrange(f"{PREFIX}{room_id}:stream", offset, offset)
+            pipe.xrange(f"{PREFIX}{room_id}:stream", "(" + offset, "+")
+            current, anchor, after = await pipe.execute()
+        if current is None or current.decode() != epoch or not anchor:
+            return None
+        return [
+            {
+                "event": fields[b"e"].decode(),
+                "data": {**orjson.loads(fields[b"d"]), "epoch": epoch, "offset": entry.decode()},
+            }
+            for entry, fields in after
+        ]
+
+    def drop(self, room_id: str) -> None:
+        self._gaps.discard(room_id)

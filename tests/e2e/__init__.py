@@ -1,0 +1,1 @@
+"""Tests against real running servers, databases, Redis and Chromium."""

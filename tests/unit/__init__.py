@@ -1,0 +1,1 @@
+"""Tests of the pure domain (rooms) and of pure services: no server, database or network."""
