@@ -55,12 +55,41 @@ class RoomBroadcast:
             return None
         if missed is None:
             return None
-        return [
+        return _unique_notes(
             m
             for m in missed
             if not (m["event"] in ("note", "notes") and m["data"].get("user_id") == user_id)
-        ]
+        )
 
     def drop(self, room_id: str) -> None:
         """Forget the room's local stream (the room is gone)."""
         self.streams.drop(room_id)
+
+
+def _seqs(entry: dict) -> tuple[int, ...]:
+    data = entry["data"]
+    if entry["event"] == "notes":
+        seqs = tuple(e.get("seq") for e in data.get("events", ()))
+    else:
+        seqs = (data.get("seq"),) if entry["event"] == "note" else ()
+    return () if None in seqs else seqs
+
+
+def _unique_notes(entries) -> list[dict]:
+    """``entries`` without a relay whose note sequence numbers were all sent before.
+
+    A sequence number names one note event of the room, so a stream entry
+    repeating one is a second copy of the same relay. One was seen once in
+    CI (two processes under full load, the cause not found); a reconnecting
+    player must still get each note exactly once.
+    """
+    seen: set[int] = set()
+    out = []
+    for entry in entries:
+        seqs = _seqs(entry)
+        if seqs and all(s in seen for s in seqs):
+            log.warning("recovery stream: a repeated relay of seq %s left out", seqs)
+            continue
+        seen.update(seqs)
+        out.append(entry)
+    return out
