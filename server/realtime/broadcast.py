@@ -66,30 +66,31 @@ class RoomBroadcast:
         self.streams.drop(room_id)
 
 
-def _seqs(entry: dict) -> tuple[int, ...]:
-    data = entry["data"]
-    if entry["event"] == "notes":
-        seqs = tuple(e.get("seq") for e in data.get("events", ()))
-    else:
-        seqs = (data.get("seq"),) if entry["event"] == "note" else ()
-    return () if None in seqs else seqs
-
-
 def _unique_notes(entries) -> list[dict]:
-    """``entries`` without a relay whose note sequence numbers were all sent before.
+    """``entries`` without the note events whose sequence numbers were sent before.
 
     A sequence number names one note event of the room, so a stream entry
-    repeating one is a second copy of the same relay. One was seen once in
-    CI (two processes under full load, the cause not found); a reconnecting
-    player must still get each note exactly once.
+    repeating one holds a second copy of the same relay. One was seen once in
+    CI (two processes under full load; the cause not found); a reconnecting
+    player must still get each note exactly once. A ``notes`` batch keeps its
+    new events; an entry with nothing new is left out.
     """
     seen: set[int] = set()
     out = []
     for entry in entries:
-        seqs = _seqs(entry)
-        if seqs and all(s in seen for s in seqs):
-            log.warning("recovery stream: a repeated relay of seq %s left out", seqs)
-            continue
-        seen.update(seqs)
+        event, data = entry["event"], entry["data"]
+        if event == "note" and data.get("seq") is not None:
+            if data["seq"] in seen:
+                log.warning("recovery stream: a repeated relay of seq %s left out", data["seq"])
+                continue
+            seen.add(data["seq"])
+        elif event == "notes":
+            events = [e for e in data.get("events", ()) if e.get("seq") not in seen]
+            if len(events) < len(data.get("events", ())):
+                log.warning("recovery stream: a repeated relay in a batch left out")
+                if not events:
+                    continue
+                entry = {**entry, "data": {**data, "events": events}}
+            seen.update(e["seq"] for e in events if e.get("seq") is not None)
         out.append(entry)
     return out
