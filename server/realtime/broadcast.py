@@ -55,42 +55,12 @@ class RoomBroadcast:
             return None
         if missed is None:
             return None
-        return _unique_notes(
+        return [
             m
             for m in missed
             if not (m["event"] in ("note", "notes") and m["data"].get("user_id") == user_id)
-        )
+        ]
 
     def drop(self, room_id: str) -> None:
         """Forget the room's local stream (the room is gone)."""
         self.streams.drop(room_id)
-
-
-def _unique_notes(entries) -> list[dict]:
-    """``entries`` without the note events whose sequence numbers were sent before.
-
-    A sequence number names one note event of the room, so a stream entry
-    repeating one holds a second copy of the same relay. One was seen once in
-    CI (two processes under full load; the cause not found); a reconnecting
-    player must still get each note exactly once. A ``notes`` batch keeps its
-    new events; an entry with nothing new is left out.
-    """
-    seen: set[int] = set()
-    out = []
-    for entry in entries:
-        event, data = entry["event"], entry["data"]
-        if event == "note" and data.get("seq") is not None:
-            if data["seq"] in seen:
-                log.warning("recovery stream: a repeated relay of seq %s left out", data["seq"])
-                continue
-            seen.add(data["seq"])
-        elif event == "notes":
-            events = [e for e in data.get("events", ()) if e.get("seq") not in seen]
-            if len(events) < len(data.get("events", ())):
-                log.warning("recovery stream: a repeated relay in a batch left out")
-                if not events:
-                    continue
-                entry = {**entry, "data": {**data, "events": events}}
-            seen.update(e["seq"] for e in events if e.get("seq") is not None)
-        out.append(entry)
-    return out

@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 from rooms.errors import RoomError
 from rooms.room import Member, PlayerPartial, Room
 from server.realtime.broadcast import REDIS_ERRORS
-from server.realtime.recovery import RedisStreams
 from server.realtime.room_directory import RoomDirectory
 from server.realtime.room_service import RoomService, status_of
 from server.realtime.timers import now_ms
@@ -53,7 +52,7 @@ class ClusteredRoomService(RoomService):
     """:class:`RoomService` with rooms shared through ``directory`` (see module)."""
 
     def __init__(self, *args: Any, directory: RoomDirectory, **kwargs: Any) -> None:
-        kwargs.setdefault("streams", RedisStreams(directory.redis))
+        kwargs.setdefault("streams", directory.streams())
         super().__init__(*args, **kwargs)
         self.directory = directory
         self._nodes: dict[str, dict[str, str]] = {}  # room -> user -> node

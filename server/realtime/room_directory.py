@@ -57,6 +57,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.realtime import redis_pool
+from server.realtime.recovery import RedisStreams
 from server.realtime.redis_batch import ScriptBatcher
 
 log = logging.getLogger("tutti.rooms.directory")
@@ -90,6 +91,10 @@ class RoomDirectory:
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 3),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
+        # The recovery streams' appends go without a retry: a pipeline retried after a
+        # connection error may have run on Redis already, and its XADDs then ran twice (seen
+        # in CI: a reconnecting player got one note twice). A failed append leaves a gap.
+        self._streams_redis = redis_pool.client(url)
         self._handler: Handler | None = None
         self._task: asyncio.Task | None = None
         self._next_seqs = self.redis.register_script(_NEXT_SEQS)
@@ -107,12 +112,17 @@ class RoomDirectory:
         except TimeoutError:
             log.warning("room control channel: Redis not reachable yet")
 
+    def streams(self) -> RedisStreams:
+        """The rooms' recovery streams in this Redis (their own client: no retries)."""
+        return RedisStreams(self._streams_redis)
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
         await self.redis.aclose()
+        await self._streams_redis.aclose()
 
     async def _listen(self, ready: asyncio.Future) -> None:
         while True:

@@ -155,3 +155,73 @@ async def test_spectator_recovers_missed_notes_in_one_process(server):
     await host.call("room:end", {"room_id": room_id})
     for client in (host, back):
         await client.disconnect()
+
+
+class _CutAfterFirstScript:
+    """A TCP proxy to Redis that, once, lets Redis run the first ``EVALSHA`` and then drops
+    the connection before its reply reaches the client: a client that retries on
+    ``ConnectionError`` sends the pipeline again."""
+
+    def __init__(self, redis_port: int) -> None:
+        self.redis_port = redis_port
+        self.armed = True
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    async def _handle(self, client_reader, client_writer) -> None:
+        redis_reader, redis_writer = await asyncio.open_connection("127.0.0.1", self.redis_port)
+        cut = asyncio.Event()
+
+        async def up() -> None:
+            while data := await client_reader.read(65536):
+                if self.armed and b"EVALSHA" in data.upper():
+                    self.armed = False
+                    cut.set()
+                redis_writer.write(data)
+                await redis_writer.drain()
+
+        async def down() -> None:
+            while data := await redis_reader.read(65536):
+                if cut.is_set():
+                    return  # Redis ran it; the reply goes down with the connection
+                client_writer.write(data)
+                await client_writer.drain()
+
+        pumps = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for pump in pumps:
+            pump.cancel()
+        client_writer.close()
+        redis_writer.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize("retrying", [True, False], ids=["directory client", "streams"])
+async def test_an_append_cut_off_before_its_reply_is_logged_once(redis, retrying):
+    """The cluster's recovery streams (``RoomDirectory.streams``) never log an event twice:
+    their client does not retry. The directory's own client (which retries) shows what a
+    retried append does through the same cut."""
+    from server.realtime.room_directory import RoomDirectory
+
+    room = uuid.uuid4().hex
+    direct = aioredis.from_url(redis.url)
+    proxy = _CutAfterFirstScript(int(redis.url.rsplit(":", 1)[1].split("/")[0]))
+    directory = RoomDirectory(await proxy.start())
+    try:
+        streams = RedisStreams(directory.redis) if retrying else directory.streams()
+        await direct.script_load(streams._script.script)  # EVALSHA runs at the first try
+        logged = await streams.append(room, "note", {"room_id": room, "seq": 1})
+        assert not proxy.armed, "the proxy never cut the connection"
+        count = await direct.xlen(f"tutti:room:{room}:stream")
+        if retrying:
+            assert count == 2 and logged is not None  # the hazard: a retry writes again
+        else:
+            assert count == 1 and logged is None  # a gap, never a second copy
+    finally:
+        await directory.stop()
+        await direct.aclose()
+        proxy.close()
