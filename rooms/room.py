@@ -473,7 +473,17 @@ class Room:
 
     def remove_partner(self, user_id: str, now_ms: int) -> PartnerSeat:
         """The host takes the partner out. Before the start its part is freed; after it the
-        partner stops and is reported as left. Raises ``RoomError`` ``room_finished``,
+        partner stops and is reported as left. Raises :meth:`check_remove_partner`'s errors."""
+        seat = self.check_remove_partner(user_id)
+        if self.start_at_ms is None:
+            self._drop_partner()
+        else:
+            del self.members[seat.user_id]
+            self._players[seat.user_id].left_at_ms = now_ms
+        return seat
+
+    def check_remove_partner(self, user_id: str) -> PartnerSeat:
+        """The partner ``user_id`` may remove; raises ``RoomError`` ``room_finished``,
         ``not_host``, ``no_partner``."""
         if self.is_finished:
             raise RoomError("room_finished", "this room has finished")
@@ -482,11 +492,6 @@ class Room:
         seat = self.partner
         if seat is None or seat.user_id not in self.members:
             raise RoomError("no_partner", "this room has no computer partner")
-        if self.start_at_ms is None:
-            self._drop_partner()
-        else:
-            del self.members[seat.user_id]
-            self._players[seat.user_id].left_at_ms = now_ms
         return seat
 
     def _drop_partner(self) -> None:
