@@ -20,6 +20,13 @@ shared onsets were compared; the partner's notes out of order (an onset
 played before one earlier in the score, or a relayed note stamped before the
 one before it). The room's own ``asynchrony_ms`` is the mean of the same
 differences.
+
+CPU (``--cpu-rooms N``, about two minutes more): the server's CPU time
+(user + system, /proc) while N rooms play the chorale at once, each with the
+test player on the Soprano and either a following computer partner or a
+second test player on the Bass (both at the room tempo, ±jitter); the cases
+run partner, people, people, partner, and the table gives each run and the
+ratio of the sums.
 """
 
 from __future__ import annotations
@@ -192,6 +199,82 @@ async def measure(
     return rows
 
 
+async def two_people_room(
+    url: str, piece_id: str, piece: Piece, *, tempo_bpm: float, partner: bool, seed: int
+) -> None:
+    """One duet room: a test player on the Soprano and a computer partner (following) or a
+    second test player on the Bass, both at the room tempo with ±10 ms jitter."""
+    players = [TuttiClient(url) for _ in range(1 if partner else 2)]
+    for i, client in enumerate(players):
+        await client.connect(f"cpu {seed}.{i}")
+        await client.sync_clock(3)
+    host = players[0]
+    room = (
+        await host.call(
+            "room:create",
+            {"piece_id": piece_id, "mode": "duet", "tempo_bpm": tempo_bpm, "count_in_beats": 2},
+        )
+    )["room"]
+    rid = room["room_id"]
+    parts = ["Soprano", "Bass"]
+    for client, part in zip(players, parts, strict=False):
+        await client.call("room:join", {"room_id": rid, "role": "player", "part": part})
+    if partner:
+        await host.call("room:add_partner", {"room_id": rid, "part": "Bass", "follow": True})
+    started = await host.call("room:start", {"room_id": rid})
+    plan = {"time_scale": piece.bpm / tempo_bpm, "jitter_ms": 10.0, "seed": seed}
+    await asyncio.gather(
+        *(
+            play_plan(c, rid, piece, part, start_at=started["start_at"], plan=plan)
+            for c, part in zip(players, parts, strict=False)
+        )
+    )
+    await host.wait_for("room:finished", timeout=120)
+    for client in players:
+        await client.disconnect()
+
+
+async def measure_cpu(target: Any, *, rooms: int, tempo_bpm: float) -> list[dict[str, Any]]:
+    """Server CPU (s) of ``rooms`` rooms at once with a partner / with two people, ABBA."""
+    midi = CHORALE.read_bytes()
+    piece = load_midi(midi, title="BWV 66.6")
+    uploader = TuttiClient(target.urls[0])
+    await uploader.connect("uploader")
+    piece_id = await upload(uploader, midi, "BWV 66.6")
+    await uploader.disconnect()
+    runs = []
+    for k, partner in enumerate((True, False, False, True)):
+        await asyncio.sleep(1.0)  # the last case's saves and timers settle
+        before = target.cpu()
+        await asyncio.gather(
+            *(
+                two_people_room(
+                    target.urls[0],
+                    piece_id,
+                    piece,
+                    tempo_bpm=tempo_bpm,
+                    partner=partner,
+                    seed=k * 100 + i,
+                )
+                for i in range(rooms)
+            )
+        )
+        runs.append({"partner": partner, "rooms": rooms, "cpu_s": target.cpu() - before})
+    return runs
+
+
+def cpu_table(runs: list[dict[str, Any]]) -> str:
+    """The CPU runs as a markdown table, with the ratio of the sums."""
+    lines = ["| run | Bass played by | rooms | server CPU s |", "|---|---|---:|---:|"]
+    for i, r in enumerate(runs, 1):
+        who = "computer partner (follow)" if r["partner"] else "a second test player"
+        lines.append(f"| {i} | {who} | {r['rooms']} | {r['cpu_s']:.2f} |")
+    with_partner = sum(r["cpu_s"] for r in runs if r["partner"])
+    people = sum(r["cpu_s"] for r in runs if not r["partner"])
+    lines.append(f"\npartner / two people: ×{with_partner / people:.3f}")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a markdown table."""
     lines = [
@@ -211,23 +294,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--tempo", type=float, default=120.0, help="room tempo, BPM")
     p.add_argument("--jitter-ms", type=float, default=10.0, help="human onset jitter, ± ms")
     p.add_argument("--plans", default="slower_bars,ritardando,slower")
-    p.add_argument("--url", default=None, help="a running server (default: start one)")
+    p.add_argument("--cpu-rooms", type=int, default=0, help="rooms at once for the CPU case")
     args = p.parse_args(argv)
-    plans = args.plans.split(",")
-    if args.url is not None:
-        rows = asyncio.run(measure(args.url, plans, tempo_bpm=args.tempo, jitter_ms=args.jitter_ms))
-    else:
-        from tests.servers import start_server
+    plans = [name for name in args.plans.split(",") if name]
+    from loadtests.bench.servers import start_tutti
 
-        with tempfile.TemporaryDirectory(prefix="tutti-partner-") as data:
-            server = start_server(Path(data), "--grace-ms", "1500", "--start-delay-ms", "300")
-            try:
-                rows = asyncio.run(
-                    measure(server.url, plans, tempo_bpm=args.tempo, jitter_ms=args.jitter_ms)
-                )
-            finally:
-                server.stop()
-    print(table(rows))
+    with tempfile.TemporaryDirectory(prefix="tutti-partner-") as data:
+        target = start_tutti(Path(data), 1, grace_ms=1500)
+        try:
+            rows = asyncio.run(
+                measure(target.urls[0], plans, tempo_bpm=args.tempo, jitter_ms=args.jitter_ms)
+            )
+            cpu = None
+            if args.cpu_rooms:
+                cpu = asyncio.run(measure_cpu(target, rooms=args.cpu_rooms, tempo_bpm=args.tempo))
+        finally:
+            target.stop()
+    if rows:
+        print(table(rows))
+    if cpu:
+        print(cpu_table(cpu))
     return rows
 
 
