@@ -21,6 +21,11 @@ wins (a player who moved from a stopped process has its events replayed with
 :meth:`Room.absorb`), asynchrony is computed over the chosen partials' matched onsets and the
 recording is rebuilt from their events in sequence order. With no remote
 partials :meth:`Room.finish` is the single-process finish.
+
+A room may seat one computer partner (:meth:`Room.add_partner`): a player
+member with ``bot: true`` that holds a part and is scored, so the room's
+asynchrony counts it, but is reported apart (``FinishedRoom.partner``), never
+among the session's players; it neither hosts nor keeps a room open.
 """
 
 from __future__ import annotations
