@@ -50,5 +50,8 @@ class FinishedRoom:
     players: tuple[PlayerOutcome, ...]
     spectators: tuple[str, ...] = ()
     asynchrony_ms: float | None = None
+    # The computer partner, reported apart from the players: {"user_id", "display_name",
+    # "part", "follow", "complete", "result"} (rooms.room.Room.finish), or None.
+    partner: dict[str, Any] | None = None
     recording_midi: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)

@@ -21,6 +21,11 @@ wins (a player who moved from a stopped process has its events replayed with
 :meth:`Room.absorb`), asynchrony is computed over the chosen partials' matched onsets and the
 recording is rebuilt from their events in sequence order. With no remote
 partials :meth:`Room.finish` is the single-process finish.
+
+A room may seat one computer partner (:meth:`Room.add_partner`): a player
+member with ``bot: true`` that holds a part and is scored, so the room's
+asynchrony counts it, but is reported apart (``FinishedRoom.partner``), never
+among the session's players; it neither hosts nor keeps a room open.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class Member:
     instrument: str | None
     joined_at_ms: int
     rtt_ms: float | None = None
+    bot: bool = False  # the room's computer partner (rooms.following), not a person
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,7 +91,18 @@ class Member:
             "part": self.part,
             "instrument": self.instrument,
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1),
+            "bot": self.bot,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerSeat:
+    """The room's computer partner: its member id, part, and whether it follows the humans."""
+
+    user_id: str
+    display_name: str
+    part: str
+    follow: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +246,7 @@ class Room:
         self.recording = Recording()
         # A private room's invite (rooms.admission); never in state(), only in snapshot().
         self.invite_code = invite_code
+        self.partner: PartnerSeat | None = None
 
     # -- reading -----------------------------------------------------------------
 
@@ -258,7 +276,30 @@ class Room:
         return {p.part: p.user_id for p in self._players.values() if p.part is not None}
 
     def players_present(self) -> list[str]:
-        return [u for u, m in self.members.items() if m.role == "player"]
+        """The human players present (the computer partner is not one)."""
+        return [u for u, m in self.members.items() if m.role == "player" and not m.bot]
+
+    @property
+    def is_empty(self) -> bool:
+        """No person is in the room (a computer partner alone does not count)."""
+        return not any(not m.bot for m in self.members.values())
+
+    def scorer_of(self, user_id: str) -> Scorer | None:
+        """The scorer of player ``user_id`` (``None`` before the start, or without one)."""
+        player = self._players.get(user_id)
+        return player.scorer if player is not None else None
+
+    def human_ticks(self) -> set[int]:
+        """Onset ticks of the parts the human players play (for the partner's shared onsets)."""
+        if self.piece is None:
+            return set()
+        partner = self.partner.user_id if self.partner is not None else None
+        return {
+            n.onset_tick
+            for p in self._players.values()
+            if p.part is not None and p.user_id != partner
+            for n in self.piece.part(p.part).notes
+        }
 
     def grid_end_ms(self) -> float:
         """End of the piece's last note on the room's grid, ms from ``start_at``."""
@@ -378,8 +419,11 @@ class Room:
                 del self._players[user_id]
             else:
                 self._players[user_id].left_at_ms = now_ms
-        if self.host == user_id and self.members:
-            self.host = next(iter(self.members))
+        if self.start_at_ms is None and self.partner is not None and self.is_empty:
+            self._drop_partner()  # a partner alone in a room that never started: gone too
+        people = [u for u, m in self.members.items() if not m.bot]
+        if self.host == user_id and people:
+            self.host = people[0]
         return self.start_at_ms is not None and not self.is_finished and not self.players_present()
 
     def set_rtt(self, user_id: str, rtt_ms: float) -> None:
@@ -387,6 +431,79 @@ class Room:
         member = self.members.get(user_id)
         if member is not None:
             member.rtt_ms = rtt_ms
+
+    # -- the computer partner (server/realtime/partners.py plays it) -------------
+
+    def add_partner(
+        self, user_id: str, part: str | None, *, follow: bool, now_ms: int
+    ) -> PartnerSeat:
+        """The host seats a computer partner on ``part`` (``None``: the first free part).
+
+        It joins as a player member with ``bot: true``; it is never one of the
+        session's players (see :meth:`finish`). Raises ``RoomError`` with code
+        ``room_finished``, ``not_host``, ``partner_in_free_jam``,
+        ``already_started``, ``partner_exists``, ``room_full``, ``unknown_part``,
+        ``part_taken`` or ``no_free_part``.
+        """
+        if self.is_finished:
+            raise RoomError("room_finished", "this room has finished")
+        if user_id != self.host:
+            raise RoomError("not_host", "only the host can add a computer partner")
+        if self.piece is None:
+            raise RoomError(
+                "partner_in_free_jam", "a free jam has no parts for a computer partner to play"
+            )
+        if self.start_at_ms is not None:
+            raise RoomError("already_started", "add the partner before the room starts")
+        if self.partner is not None:
+            raise RoomError(
+                "partner_exists",
+                f"this room already has a computer partner on {self.partner.part!r}",
+            )
+        if len(self._players) >= MAX_PLAYERS[self.mode]:
+            raise RoomError(
+                "room_full", f"a {self.mode} room has at most {MAX_PLAYERS[self.mode]} players"
+            )
+        chosen = self._choose_part(part)
+        assert chosen is not None  # a piece always gives a part
+        seat = PartnerSeat(f"partner-{self.room_id}", "Computer partner", chosen, follow)
+        self.partner = seat
+        self._players[seat.user_id] = _Player(
+            seat.user_id, seat.display_name, chosen, None, now_ms, scorer=None
+        )
+        self.members[seat.user_id] = Member(
+            seat.user_id, seat.display_name, "player", chosen, None, now_ms, bot=True
+        )
+        return seat
+
+    def remove_partner(self, user_id: str, now_ms: int) -> PartnerSeat:
+        """The host takes the partner out. Before the start its part is freed; after it the
+        partner stops and is reported as left. Raises :meth:`check_remove_partner`'s errors."""
+        seat = self.check_remove_partner(user_id)
+        if self.start_at_ms is None:
+            self._drop_partner()
+        else:
+            del self.members[seat.user_id]
+            self._players[seat.user_id].left_at_ms = now_ms
+        return seat
+
+    def check_remove_partner(self, user_id: str) -> PartnerSeat:
+        """The partner ``user_id`` may remove; raises ``RoomError`` ``room_finished``,
+        ``not_host``, ``no_partner``."""
+        if self.is_finished:
+            raise RoomError("room_finished", "this room has finished")
+        if user_id != self.host:
+            raise RoomError("not_host", "only the host can remove the computer partner")
+        seat = self.partner
+        if seat is None or seat.user_id not in self.members:
+            raise RoomError("no_partner", "this room has no computer partner")
+        return seat
+
+    def _drop_partner(self) -> None:
+        if self.partner is not None:
+            self.members.pop(self.partner.user_id, None)
+            self._players.pop(self.partner.user_id, None)
+            self.partner = None
 
     # -- playing -----------------------------------------------------------------
 
@@ -556,14 +673,26 @@ class Room:
         sync = asynchrony(
             {p.user_id: p.onsets_by_tick for p in chosen if p.onsets_by_tick is not None}
         )
+        # A human and the computer partner count as two players for asynchrony.
         room_async = sync["asynchrony_ms"] if len(chosen) >= 2 else None
         outcomes = []
+        partner: dict[str, Any] | None = None
         recording = Recording()
         for partial in chosen:
             result = dict(partial.result)
             result["asynchrony_ms"] = (
                 sync["by_player"].get(partial.user_id) if room_async is not None else None
             )
+            if self.partner is not None and partial.user_id == self.partner.user_id:
+                partner = {  # never scored as a session player, nor saved as one
+                    "user_id": partial.user_id,
+                    "display_name": partial.display_name,
+                    "part": partial.part,
+                    "follow": self.partner.follow,
+                    "complete": result["complete"],
+                    "result": result,
+                }
+                continue
             outcomes.append(
                 PlayerOutcome(
                     user_id=partial.user_id,
@@ -594,6 +723,7 @@ class Room:
             players=tuple(outcomes),
             spectators=tuple(u for u, m in self.members.items() if m.role == "spectator"),
             asynchrony_ms=room_async,
+            partner=partner,
             recording_midi=recording.to_midi(
                 start_at_ms=self.start_at_ms, tempo_bpm=self.tempo_bpm, track_names=names
             ),
@@ -641,6 +771,14 @@ class Room:
             "host": self.host,
             "created_at_ms": self.created_at_ms,
             "invite_code": self.invite_code,
+            "partner": None
+            if self.partner is None
+            else [
+                self.partner.user_id,
+                self.partner.display_name,
+                self.partner.part,
+                self.partner.follow,
+            ],
             "start_at_ms": self.start_at_ms,
             "closed_session_id": self.closed_session_id
             or (self.finished.session_id if self.finished is not None else None),
@@ -693,8 +831,12 @@ class Room:
             player.left_at_ms = left
             players[user_id] = player
         self._players = players
+        seat = snap.get("partner")
+        self.partner = PartnerSeat(*seat) if seat else None
+        bot = self.partner.user_id if self.partner is not None else None
         self.members = {
-            m[0]: Member(m[0], m[1], m[2], m[3], m[4], m[5], m[6]) for m in snap["members"]
+            m[0]: Member(m[0], m[1], m[2], m[3], m[4], m[5], m[6], bot=m[0] == bot)
+            for m in snap["members"]
         }
 
     def _result(self, player: _Player, *, final: bool, complete: bool) -> dict[str, Any]:

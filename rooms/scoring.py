@@ -39,7 +39,7 @@ import bisect
 import math
 import statistics
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +161,8 @@ class Scorer:
 
     Feed :meth:`note_on` / :meth:`note_off` with times in ms relative to the
     room's ``start_at``, in arrival order; read :meth:`result`.
+    ``on_match(expected_ms, played_ms)``, when set, is called at every match
+    (how a computer partner listens, :mod:`rooms.following`).
     """
 
     def __init__(
@@ -217,6 +219,8 @@ class Scorer:
         self._fit_mx = self._fit_my = self._fit_sxx = self._fit_sxy = 0.0
         self.last_event_ms: float | None = None
         self._last_matched_ms = 0.0  # expected time of the latest match (0 = start_at)
+        # Told (expected ms, played ms) of every match: a computer partner listens here.
+        self.on_match: Callable[[float, float], None] | None = None
 
     # -- feeding -----------------------------------------------------------------
 
@@ -335,6 +339,8 @@ class Scorer:
         self._fit_sxy += dx * (t_ms - self._fit_my)
         self._tracker.update(expected, t_ms)
         self._last_matched_ms = max(self._last_matched_ms, expected)
+        if self.on_match is not None:
+            self.on_match(expected, t_ms)
 
     def _expire(self, now_ms: float) -> None:
         """Count expected notes whose match window has passed unmatched as missed (live)."""

@@ -18,7 +18,8 @@ refused event gets ``{"error": {"code", "message"}}`` and changes nothing.
 
 Events (shapes in :mod:`server.services.schemas`): ``clock``,
 ``room:create``, ``room:join``, ``room:leave``, ``room:start``, ``room:end``,
-``note``, ``notes`` (:class:`server.realtime.room_service.RoomService`) and
+``room:add_partner``, ``room:remove_partner``, ``note``, ``notes``
+(:class:`server.realtime.room_service.RoomService`) and
 ``sync:push``, ``sync:pull`` (:class:`server.services.sync.SyncService`, the
 shapes of the REST routes in :mod:`server.rest.sync`).
 """
@@ -44,6 +45,7 @@ from server.services.schemas import (
     ClockIn,
     NoteMsg,
     NotesMsg,
+    PartnerAddIn,
     RoomCreateEvent,
     RoomIdIn,
     RoomJoinEvent,
@@ -75,6 +77,8 @@ class TuttiNamespace(socketio.AsyncNamespace):
             "room:leave": self.on_room_leave,
             "room:start": self.on_room_start,
             "room:end": self.on_room_end,
+            "room:add_partner": self.on_room_add_partner,
+            "room:remove_partner": self.on_room_remove_partner,
             "note": self.on_note,
             "notes": self.on_notes,
             "sync:push": self.on_sync_push,
@@ -199,6 +203,15 @@ class TuttiNamespace(socketio.AsyncNamespace):
     async def on_room_end(self, sid: str, data: Any) -> dict[str, Any]:
         """The host ends a started room → ``{"room_id", "session_id"}``."""
         return await self.rooms.end(sid, parse(RoomIdIn, data).room_id)
+
+    async def on_room_add_partner(self, sid: str, data: Any) -> dict[str, Any]:
+        """The host seats a computer partner → ``{"room": state, "partner"}``
+        (:class:`server.realtime.partners.Partners`)."""
+        return await self.rooms.partners.add(sid, parse(PartnerAddIn, data))
+
+    async def on_room_remove_partner(self, sid: str, data: Any) -> dict[str, Any]:
+        """The host takes the computer partner out → ``{"room_id", "removed": true}``."""
+        return await self.rooms.partners.remove(sid, parse(RoomIdIn, data).room_id)
 
     async def on_note(self, sid: str, data: Any) -> dict[str, Any]:
         """One note → ``{"accepted": 1, "seq"}``."""

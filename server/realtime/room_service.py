@@ -36,8 +36,10 @@ from rooms.notes import NoteEvent
 from rooms.room import Member, Room, RoomSettings
 from server.realtime.broadcast import RoomBroadcast
 from server.realtime.connections import Connection, Connections
+from server.realtime.partners import Partners
 from server.realtime.presence import PresenceService
 from server.realtime.recovery import LocalStreams, RedisStreams
+from server.realtime.relay import relay_notes
 from server.realtime.saving import SessionSaver, finished_payload, saved_payload
 from server.realtime.sharing import Sharing
 from server.realtime.timers import FinishTimers, ScoreThrottle, Tasks, now_ms
@@ -94,6 +96,7 @@ class RoomService(Sharing):
         self.metrics: Any = None  # server.observability.metrics.Metrics, set by the app factory
         self.saver = saver or SessionSaver(sessionmaker, None)
         self.saver.on_saved = self.announce_saved
+        self.partners = Partners(self)  # computer partners (room:add_partner)
 
     async def start_cluster(self) -> None:
         """Join the other processes (nothing to join on one process)."""
@@ -122,7 +125,7 @@ class RoomService(Sharing):
         await self.presence.device_disconnected(connection)
         # A room whose creator never joined it would otherwise linger forever.
         for room_id, room in list(self.rooms.items()):
-            if room.host == connection.user_id and not room.members and room.start_at_ms is None:
+            if room.host == connection.user_id and room.is_empty and room.start_at_ms is None:
                 self._drop_room(room_id)
 
     def clock(self, sid: str, rtt_ms: float | None) -> None:
@@ -263,7 +266,7 @@ class RoomService(Sharing):
         if all_left:
             await self.finish(room, "all_left")
         elif not room.is_finished:
-            if not room.members and room.start_at_ms is None:
+            if room.is_empty and room.start_at_ms is None:
                 self._drop_room(room_id)
             else:
                 await self._publish_state(room)
@@ -291,6 +294,7 @@ class RoomService(Sharing):
                 await self.presence.device_changed(member, room_id, status)
         await self._publish_state(room)
         await self._started(room)
+        self.partners.start(room)
         self._schedule_finish_check(room)
         log.info("room %s starts at %d", room_id, start_at)
         return {"room_id": room_id, "start_at": start_at}
@@ -328,23 +332,8 @@ class RoomService(Sharing):
             raise RoomError(
                 "not_in_room", "join the room from this connection before sending notes"
             )
-        room = await self._number(room, len(events))
-        scoring = time.perf_counter()
-        recorded = room.accept(user_id, events, now_ms())
-        scored = time.perf_counter()
-        relay = [
-            {"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": e.t_ms, "seq": e.seq}
-            for e in recorded
-        ]
-        head = {"room_id": room_id, "user_id": user_id, "part": recorded[0].part}
-        if len(relay) == 1:
-            await self.broadcast.emit("note", {**head, **relay[0]}, room_id, skip_sid=sid)
-        else:
-            await self.broadcast.emit("notes", {**head, "events": relay}, room_id, skip_sid=sid)
-        if self.metrics is not None:
-            self.metrics.note_relayed(len(relay), received, scoring, scored, time.perf_counter())
-        self.scores.schedule(room_id, user_id, lambda: self._send_score_update(room, user_id))
-        return {"accepted": len(relay), "seq": recorded[-1].seq}
+        recorded = await relay_notes(self, room, user_id, events, skip_sid=sid, received=received)
+        return {"accepted": len(recorded), "seq": recorded[-1].seq}
 
     async def _send_score_update(self, room: Room, user_id: str) -> None:
         if room.is_finished or room.room_id not in self.rooms:
@@ -387,6 +376,7 @@ class RoomService(Sharing):
         if other is not None:
             return other
         self.timers.cancel(room.room_id)
+        self.partners.stop(room.room_id)
         ended = int(now_ms())
         remote = await self._partials_elsewhere(room, session_id, ended)
         finished = room.finish(reason, ended, session_id, remote=remote)
@@ -441,6 +431,7 @@ class RoomService(Sharing):
         self._state_published.pop(room_id, None)
         self.broadcast.drop(room_id)
         self.scores.forget(room_id)
+        self.partners.stop(room_id)
 
     async def _announce_finished(self, room: Room, payload: dict[str, Any]) -> None:
         """Tell every member ``room:finished`` and the last ``room:state``; let them go."""

@@ -119,7 +119,8 @@ class SessionSaver:
 
 def finished_payload(finished: FinishedRoom, saved: bool = True) -> dict[str, Any]:
     """``room:finished``: ``{"room_id", "session_id", "reason", "asynchrony_ms", "saved",
-    "results": {user_id: result}}``; ``saved`` false means it is spooled and a
+    "results": {user_id: result}, "partner": {…} | null}`` (the computer partner, apart
+    from the players: :meth:`rooms.room.Room.finish`); ``saved`` false means it is spooled and a
     ``session:saved`` follows once the database has it."""
     return {
         "room_id": finished.room_id,
@@ -128,6 +129,7 @@ def finished_payload(finished: FinishedRoom, saved: bool = True) -> dict[str, An
         "asynchrony_ms": finished.asynchrony_ms,
         "saved": saved,
         "results": {p.user_id: p.result for p in finished.players},
+        "partner": finished.partner,
     }
 
 

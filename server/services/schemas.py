@@ -111,6 +111,15 @@ class RoomIdIn(_Strict):
     room_id: Id
 
 
+class PartnerAddIn(_Strict):
+    """``room:add_partner``: ``part`` null takes the first free part; ``follow`` false plays
+    at the room tempo instead of following the human players."""
+
+    room_id: Id
+    part: Text | None = None
+    follow: bool = True
+
+
 class NoteIn(_Strict):
     """One note event: ``t`` is Unix epoch ms on the server clock."""
 
