@@ -45,6 +45,14 @@ State = dict[str, dict[str, list[Meta]]]  # key -> {"metas": [meta, ...]}
 Diff = dict[str, State]  # {"joins": State, "leaves": State}
 
 
+def status_of(room: Any, role: str) -> str:
+    """A room member's status: ``listening`` (spectator), ``practicing`` (the
+    room ``room``, a :class:`rooms.room.Room`, has started) or ``idle``."""
+    if role == "spectator":
+        return "listening"
+    return "idle" if room.start_at_ms is None else "practicing"
+
+
 def user_topic(user_id: str) -> str:
     """The topic of every device of ``user_id``."""
     return f"user:{user_id}"

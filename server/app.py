@@ -156,6 +156,7 @@ def create_app(settings: Settings) -> web.Application:
     service_kwargs = dict(
         room_settings=room_settings,
         score_interval_ms=settings.score_interval_ms,
+        reconnect_grace_s=settings.reconnect_grace_s,
         presence=presence,
         sync=sync,
         saver=saver,

@@ -51,6 +51,10 @@ class Settings:
     grace_ms: float = field(default=3000.0, metadata={"help": "wait after the piece's end, ms"})
     max_note_skew_ms: float = field(default=5000.0, metadata={"help": "note time vs now, ms"})
     score_interval_ms: float = field(default=250.0, metadata={"help": "min gap of score:update"})
+    reconnect_grace_s: float = field(
+        default=15.0,
+        metadata={"help": "a dropped member keeps part, role and room this long, s (0: off)"},
+    )
     max_upload_bytes: int = field(default=5_000_000, metadata={"help": "largest MIDI upload"})
     workers: int = field(
         default=0,

@@ -92,6 +92,10 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
     ]
     if "--workers" not in extra:
         args += ["--workers", "1"]  # one process per test server, Redis or not
+    if "--reconnect-grace-s" not in extra:
+        # A dropped member leaves at once, as most tests expect; the grace period's own
+        # tests (tests/e2e/test_reconnect_grace.py) set it.
+        args += ["--reconnect-grace-s", "0"]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUTTI_")}
     full_env.update(env or {})
     with open(log, "wb") as out:

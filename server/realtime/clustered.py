@@ -32,10 +32,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from rooms.errors import RoomError
+from rooms.presence import status_of
 from rooms.room import Member, PlayerPartial, Room
 from server.realtime.broadcast import REDIS_ERRORS
 from server.realtime.room_directory import RoomDirectory
-from server.realtime.room_service import RoomService, status_of
+from server.realtime.room_service import RoomService
 from server.realtime.timers import now_ms
 
 log = logging.getLogger("tutti.rooms")

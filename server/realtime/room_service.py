@@ -33,6 +33,7 @@ from rooms import admission
 from rooms.errors import RoomError
 from rooms.finished import FinishedRoom
 from rooms.notes import NoteEvent
+from rooms.presence import status_of
 from rooms.room import Member, Room, RoomSettings
 from server.realtime.broadcast import RoomBroadcast
 from server.realtime.connections import Connection, Connections
@@ -42,7 +43,7 @@ from server.realtime.recovery import LocalStreams, RedisStreams
 from server.realtime.relay import relay_notes
 from server.realtime.saving import SessionSaver, finished_payload, saved_payload
 from server.realtime.sharing import Sharing
-from server.realtime.timers import FinishTimers, ScoreThrottle, Tasks, now_ms
+from server.realtime.timers import FinishTimers, ReconnectGrace, ScoreThrottle, Tasks, now_ms
 from server.services.limits_counter import record_rejection
 from server.services.pieces import PieceLibrary
 from server.services.schemas import RoomCreateEvent, RoomJoinEvent
@@ -52,13 +53,6 @@ log = logging.getLogger("tutti.rooms")
 
 FINISHED_RETENTION_S = 60.0  # finished rooms answer "room_finished" this long, then vanish
 RTT_PUBLISH_MIN_S = 2.0  # at most one room:state per room this often for RTT changes alone
-
-
-def status_of(room: Room, role: str) -> str:
-    """A member's presence status: listening (spectator), practicing (started), idle."""
-    if role == "spectator":
-        return "listening"
-    return "idle" if room.start_at_ms is None else "practicing"
 
 
 class RoomService(Sharing):
@@ -78,6 +72,7 @@ class RoomService(Sharing):
         sync: SyncService | None = None,
         streams: LocalStreams | RedisStreams | None = None,
         saver: SessionSaver | None = None,
+        reconnect_grace_s: float = 15.0,
     ) -> None:
         self.sio = sio
         self.sessionmaker = sessionmaker
@@ -92,6 +87,7 @@ class RoomService(Sharing):
         self.tasks = Tasks()
         self.timers = FinishTimers(self.tasks)
         self.scores = ScoreThrottle(score_interval_ms, self.tasks)
+        self.away = ReconnectGrace(self.tasks, reconnect_grace_s)
         self.broadcast = RoomBroadcast(sio, streams or LocalStreams())
         self.metrics: Any = None  # server.observability.metrics.Metrics, set by the app factory
         self.saver = saver or SessionSaver(sessionmaker, None)
@@ -116,12 +112,12 @@ class RoomService(Sharing):
         await self.presence.device_connected(connection)
 
     async def disconnect(self, sid: str) -> None:
-        """A connection dropped: it leaves every room it was in."""
+        """A connection dropped: it leaves its rooms after the grace (``self.away``)."""
         connection = self.connections.pop(sid, None)
         if connection is None:
             return
         for room_id in list(connection.rooms):
-            await self._leave(connection, room_id)
+            await self._leave(connection, room_id, dropped=True)
         await self.presence.device_disconnected(connection)
         # A room whose creator never joined it would otherwise linger forever.
         for room_id, room in list(self.rooms.items()):
@@ -189,6 +185,8 @@ class RoomService(Sharing):
         connection = self.connections.require(sid)
         user_id = connection.user_id
 
+        was_away = self.away.is_away(msg.room_id, user_id)
+
         def join(room: Room) -> Member:
             try:
                 admission.admit(room, user_id, msg.role, msg.invite)
@@ -199,6 +197,10 @@ class RoomService(Sharing):
                 raise RoomError(
                     "already_joined", "you are already in this room (from another device?)"
                 )
+            if was_away and user_id in room.members:  # back within the grace period
+                if msg.part not in (None, room.members[user_id].part):
+                    raise RoomError("part_taken", "you already play another part here")
+                return room.members[user_id]
             self._claim_seat(room, user_id)
             member = room.join(
                 user_id,
@@ -214,7 +216,10 @@ class RoomService(Sharing):
             return member
 
         room, member = await self._change(msg.room_id, join)
-        await self._returned(room, member)
+        if was_away:
+            self.away.resume(room.room_id, user_id)
+        else:
+            await self._returned(room, member)
         self._room_sids[room.room_id][user_id] = sid
         connection.rooms.add(room.room_id)
         await self.sio.enter_room(sid, room.room_id)
@@ -241,7 +246,7 @@ class RoomService(Sharing):
         await self._leave(connection, room_id)
         return {"room_id": room_id, "left": True, "phase": room.phase(now_ms())}
 
-    async def _leave(self, connection: Connection, room_id: str) -> None:
+    async def _leave(self, connection: Connection, room_id: str, dropped: bool = False) -> None:
         room = self.rooms.get(room_id)
         connection.rooms.discard(room_id)
         if room is None:
@@ -253,7 +258,12 @@ class RoomService(Sharing):
             await self.presence.device_changed(connection, None, "idle")
         if not await self._leaving(room, user_id):
             return
+        if dropped and self.away.grace_s > 0 and not room.is_finished:
+            self.away.hold(room_id, user_id, lambda: self._release(room_id, user_id))
+            return
+        await self._release(room_id, user_id)
 
+    async def _release(self, room_id: str, user_id: str) -> None:
         def leave(room: Room) -> bool:
             if user_id not in room.members or not self._holds_seat(room, user_id):
                 return False
@@ -377,6 +387,7 @@ class RoomService(Sharing):
             return other
         self.timers.cancel(room.room_id)
         self.partners.stop(room.room_id)
+        self.away.forget_room(room.room_id)
         ended = int(now_ms())
         remote = await self._partials_elsewhere(room, session_id, ended)
         finished = room.finish(reason, ended, session_id, remote=remote)
@@ -419,8 +430,6 @@ class RoomService(Sharing):
                 except Exception:
                     log.exception("could not save room %s at shutdown", room.room_id)
 
-    # -- helpers ---------------------------------------------------------------------------
-
     async def _publish_state(self, room: Room) -> None:
         self._state_published[room.room_id] = time.monotonic()
         await self.broadcast.emit("room:state", room.state(now_ms()), room.room_id)
@@ -432,6 +441,7 @@ class RoomService(Sharing):
         self.broadcast.drop(room_id)
         self.scores.forget(room_id)
         self.partners.stop(room_id)
+        self.away.forget_room(room_id)
 
     async def _announce_finished(self, room: Room, payload: dict[str, Any]) -> None:
         """Tell every member ``room:finished`` and the last ``room:state``; let them go."""

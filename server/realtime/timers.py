@@ -62,6 +62,48 @@ class FinishTimers:
             timer.cancel()
 
 
+class ReconnectGrace:
+    """Members whose connection dropped, each held ``grace_s`` (s) before leaving.
+
+    Meanwhile the member keeps their part, role and the host role, and the
+    room stays open; a join from a new connection resumes the membership
+    (:meth:`resume`). ``grace_s`` 0 lets a dropped member leave at once.
+    """
+
+    def __init__(self, tasks: Tasks, grace_s: float) -> None:
+        if grace_s < 0:
+            raise ValueError(f"reconnect grace must be >= 0 s, got {grace_s!r}")
+        self.tasks = tasks
+        self.grace_s = grace_s
+        self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+
+    def hold(self, room_id: str, user_id: str, release: Callable[[], Awaitable[None]]) -> None:
+        """Run ``release()`` after the grace period unless :meth:`resume` comes first."""
+        self.resume(room_id, user_id)
+        key = (room_id, user_id)
+
+        def expire() -> None:
+            self._timers.pop(key, None)
+            self.tasks.spawn(release())
+
+        self._timers[key] = asyncio.get_running_loop().call_later(self.grace_s, expire)
+
+    def is_away(self, room_id: str, user_id: str) -> bool:
+        """Whether the user's connection to ``room_id`` dropped within the grace period."""
+        return (room_id, user_id) in self._timers
+
+    def resume(self, room_id: str, user_id: str) -> None:
+        """The user is back (or gone for good): forget the pending release."""
+        timer = self._timers.pop((room_id, user_id), None)
+        if timer is not None:
+            timer.cancel()
+
+    def forget_room(self, room_id: str) -> None:
+        """The room finished or vanished: no member of it is held any longer."""
+        for key in [k for k in self._timers if k[0] == room_id]:
+            self._timers.pop(key).cancel()
+
+
 class ScoreThrottle:
     """At most one send per (room, player) every ``interval_ms``; always one after the last."""
 
