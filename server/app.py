@@ -39,6 +39,7 @@ from server.realtime.room_directory import RoomDirectory
 from server.realtime.room_service import RoomService
 from server.realtime.saving import SessionSaver
 from server.realtime.sio_manager import LocalManager
+from server.realtime.transport import TuttiServer
 from server.rest import analytics as analytics_api
 from server.rest import auth as auth_api
 from server.rest import health, openapi
@@ -130,7 +131,7 @@ def create_app(settings: Settings) -> web.Application:
             client_manager = RoomChannelManager(settings.redis_url)
         else:
             raise ValueError(f"fanout must be 'rooms' or 'stock', got {settings.fanout!r}")
-    sio = socketio.AsyncServer(
+    sio = TuttiServer(  # python-socketio with the transport checks (realtime/transport.py)
         async_mode="aiohttp",
         cors_allowed_origins=socketio_cors(settings),
         json=codec,
