@@ -138,6 +138,14 @@ class Settings:
         default="400/2seconds;3000/20seconds",
         metadata={"help": "note events (on and off) per connection: burst;steady"},
     )
+    rate_limit_clock: str = field(
+        default="30/second;600/minute",
+        metadata={"help": "clock exchanges per connection (a burst at connect, then a few a s)"},
+    )
+    max_refusals: str = field(
+        default="50/10seconds",
+        metadata={"help": "refusals per connection past which it is closed ('' never)"},
+    )
     max_connections_per_user: int = field(
         default=10, metadata={"help": "Socket.IO connections of one user (per process)"}
     )

@@ -59,10 +59,10 @@ class TuttiServer(socketio.AsyncServer):
         finally:
             self._cut.discard(eio_sid)
 
-    async def cut(self, eio_sid: str, code: str, message: str) -> None:
+    async def cut(self, eio_sid: str | None, code: str, message: str) -> None:
         """Close ``eio_sid`` for what it sent: logged (WARNING), told, closed (see module)."""
-        if eio_sid in self._cut:
-            return
+        if eio_sid is None or eio_sid in self._cut or eio_sid not in self.eio.sockets:
+            return  # already closing, or gone
         self._cut.add(eio_sid)
         sid = self.manager.sid_from_eio_sid(eio_sid, "/")
         log.warning("closing connection %s (%s): %s", sid or eio_sid, code, message)

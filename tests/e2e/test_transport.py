@@ -102,3 +102,83 @@ async def test_a_lone_binary_frame_closes_the_connection(server):
     assert "t1" in await client.call("clock", {"t0": 1})
     await sock.close()
     await client.disconnect()
+
+
+async def honest_duet(url: str, seconds: float) -> tuple[int, int]:
+    """Two players in a free jam sending a note every 50 ms each for ``seconds``;
+    returns (notes refused, notes the partners missed)."""
+    one, two = await connected(url, "Honest one"), await connected(url, "Honest two")
+    room = (await one.call("room:create", {"mode": "free", "count_in_beats": 0}))["room"]
+    rid = room["room_id"]
+    for client in (one, two):
+        await client.call("room:join", {"room_id": rid, "role": "player"})
+    await one.call("room:start", {"room_id": rid})
+
+    async def play(client) -> tuple[int, int]:
+        sent = refused = 0
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            kind = "on" if sent % 2 == 0 else "off"
+            note = {"room_id": rid, "type": kind, "pitch": 60, "t": client.server_now()}
+            ack = await client.sio.call("note", {**note, "velocity": 80 if kind == "on" else 0})
+            sent += 1
+            refused += "error" in ack
+            await asyncio.sleep(0.05)
+        return sent, refused
+
+    (sent_one, refused_one), (sent_two, refused_two) = await asyncio.gather(play(one), play(two))
+    await asyncio.sleep(0.5)
+
+    def heard(client, other) -> int:
+        return sum(1 for n in client.received.get("note", []) if n["user_id"] == other.user["id"])
+
+    missed = (sent_one - heard(two, one)) + (sent_two - heard(one, two))
+    for client in (one, two):
+        await client.disconnect()
+    return refused_one + refused_two, missed
+
+
+async def test_a_clock_flood_is_refused_then_cut_while_a_duet_plays_on(fresh_server):
+    server = fresh_server()  # the default limits
+    flooder = await connected(server.url, "Flood")
+    sock = await RawSocket.open(server.url, flooder.token)
+    received: list[str] = []
+    reader = asyncio.create_task(drain(sock.ws, received))
+
+    async def flood() -> int:
+        sent = 0
+        for i in range(20_000):
+            if sock.ws.closed:
+                break
+            try:
+                await sock.ws.send_str(f'42{i + 1}["clock",{{"t0":{i}}}]')
+            except (ConnectionError, RuntimeError):
+                break
+            sent += 1
+            if i % 100 == 99:
+                await asyncio.sleep(0.01)  # let the reader and the duet run
+        return sent
+
+    with Watchdog(server.url) as dog:
+        duet, sent = await asyncio.gather(honest_duet(server.url, 4.0), flood())
+        await asyncio.wait_for(reader, 15)
+    acks = [json.loads(t[t.index("[") :]) for t in received if t.startswith("43")]
+    refused = [a[0]["error"]["code"] for a in acks if "error" in a[0]]
+    answered = [a for a in acks if "t1" in a[0]]
+    assert 20 <= len(answered) <= 30, len(answered)  # the burst of the clock limit
+    assert set(refused) == {"rate_limited"} and len(refused) < 60, refused[:3]
+    assert closed_with(received) == {
+        "code": "too_many_refusals",
+        "message": "this connection kept sending past its limits",
+    }
+    assert sent < 20_000  # cut off before the flood ended
+    assert duet == (0, 0), f"the honest duet: {duet[0]} notes refused, {duet[1]} missed"
+    assert dog.worst_s < STALL_S, f"/api/health took {dog.worst_s:.2f} s"
+    rejections = (await health(server.url))["rejections"]
+    # the refusal past the limit is not answered: the connection is closed instead
+    assert rejections["refusals"] == 1 and rejections["clock"] == len(refused) + 1, rejections
+    log = server.log.read_text()
+    assert "too_many_refusals" in log and "kept sending past its limits" in log
+    await sock.close()
+    await flooder.disconnect()
