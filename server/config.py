@@ -146,6 +146,15 @@ class Settings:
         default="50/10seconds",
         metadata={"help": "refusals per connection past which it is closed ('' never)"},
     )
+    handshake_timeout_s: float = field(
+        default=10.0,
+        metadata={"help": "close a connection not authenticated (Socket.IO connect) by then, s"},
+    )
+    # Tests and one household or classroom behind one NAT stay far below; a relay benchmark
+    # from one machine raises it (0: no cap).
+    max_connections_per_ip: int = field(
+        default=100, metadata={"help": "Socket.IO connections from one client address (0: any)"}
+    )
     max_connections_per_user: int = field(
         default=10, metadata={"help": "Socket.IO connections of one user (per process)"}
     )

@@ -10,6 +10,16 @@ every Engine.IO message, before python-socketio decodes or keeps anything:
   server would keep the announced attachments (up to 10⁹, each up to the
   message cap) in memory until the last arrives.
 
+* **A handshake timeout.** An Engine.IO session that has not completed a
+  Socket.IO connect with a valid token (``on_connect`` accepted it) within
+  ``handshake_timeout_s`` (10 s) is closed, logged at INFO: sessions opened
+  and left idle no longer stay forever.
+* **A cap per client address.** At most ``max_connections_per_ip``
+  Engine.IO sessions (authenticated or not) from one address (behind a
+  trusted proxy, the first ``X-Forwarded-For`` hop); the next new session
+  gets ``429 {"error": {"code": "too_many_connections", …}}`` before
+  Engine.IO sees it (:func:`transport_middleware`).
+
 Closing for what a connection sent (:meth:`TuttiServer.cut`) logs a WARNING
 with the reason, sends ``connection:closed {"code", "message"}`` to a
 connection that passed the handshake, then closes the Engine.IO session
@@ -24,22 +34,96 @@ real server (``tests/e2e/test_transport.py``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
+import orjson
 import socketio
+from aiohttp import web
+
+from server.services.limits_counter import record_rejection
 
 log = logging.getLogger("tutti.transport")
 
 BINARY_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT, BINARY_ACK
 
 
-class TuttiServer(socketio.AsyncServer):
-    """``socketio.AsyncServer`` with the transport checks of this module."""
+def client_ip(request: web.BaseRequest, trust_forwarded_for: bool) -> str:
+    """The client's address; behind a trusted proxy the first ``X-Forwarded-For`` hop."""
+    if trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first
+    return request.remote or "unknown"
 
-    def __init__(self, **kwargs: Any) -> None:
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    """``{"error": {"code", "message"}}`` with ``status``."""
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+class TuttiServer(socketio.AsyncServer):
+    """``socketio.AsyncServer`` with the transport checks of this module.
+
+    ``handshake_timeout_s`` (0: none), ``max_connections_per_ip`` (0: no
+    cap) and ``trust_forwarded_for`` are :class:`server.config.Settings`'s;
+    the rest goes to ``socketio.AsyncServer``.
+    """
+
+    def __init__(
+        self,
+        *,
+        handshake_timeout_s: float = 0.0,
+        max_connections_per_ip: int = 0,
+        trust_forwarded_for: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.handshake_timeout_s = handshake_timeout_s
+        self.max_connections_per_ip = max_connections_per_ip
+        self.trust_forwarded_for = trust_forwarded_for
         self._cut: set[str] = set()  # eio sids closed for what they sent
+        self._address: dict[str, str] = {}  # eio sid → client address
+        self._per_address: Counter[str] = Counter()
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task] = set()  # strong references to close tasks
+
+    # -- addresses and the handshake ------------------------------------------------------
+
+    def address_full(self, address: str) -> bool:
+        """Whether ``address`` has ``max_connections_per_ip`` sessions open already."""
+        cap = self.max_connections_per_ip
+        return cap > 0 and self._per_address[address] >= cap
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        request = environ.get("aiohttp.request")
+        address = client_ip(request, self.trust_forwarded_for) if request else "unknown"
+        self._address[eio_sid] = address
+        self._per_address[address] += 1
+        if self.handshake_timeout_s > 0:
+            loop = asyncio.get_running_loop()
+            self._deadlines[eio_sid] = loop.call_later(
+                self.handshake_timeout_s, self._handshake_due, eio_sid
+            )
+
+    def _handshake_due(self, eio_sid: str) -> None:
+        self._deadlines.pop(eio_sid, None)
+        sid = self.manager.sid_from_eio_sid(eio_sid, "/")
+        if sid is not None and self.manager.is_connected(sid, "/"):
+            return
+        log.info(
+            "closing connection %s: no Socket.IO connect with a valid token within %.0f s",
+            eio_sid,
+            self.handshake_timeout_s,
+        )
+        task = asyncio.ensure_future(self.close_transport(eio_sid))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if eio_sid in self._cut or eio_sid not in self.environ:
@@ -58,6 +142,14 @@ class TuttiServer(socketio.AsyncServer):
             await super()._handle_eio_disconnect(eio_sid, reason)
         finally:
             self._cut.discard(eio_sid)
+            deadline = self._deadlines.pop(eio_sid, None)
+            if deadline is not None:
+                deadline.cancel()
+            address = self._address.pop(eio_sid, None)
+            if address is not None:
+                self._per_address[address] -= 1
+                if self._per_address[address] <= 0:
+                    del self._per_address[address]
 
     async def cut(self, eio_sid: str | None, code: str, message: str) -> None:
         """Close ``eio_sid`` for what it sent: logged (WARNING), told, closed (see module)."""
@@ -88,3 +180,26 @@ class TuttiServer(socketio.AsyncServer):
         await socket.close(wait=False, abort=False, reason=self.reason.SERVER_DISCONNECT)
         socket.queue.put_nowait(None)  # the websocket writer closes the socket after CLOSE
         self.eio.sockets.pop(eio_sid, None)
+
+
+def transport_middleware(sio: TuttiServer, path: str = "/socket.io"):
+    """aiohttp middleware for ``path``: the per-address cap on new Engine.IO sessions
+    (``429 too_many_connections``), before python-engineio handles the request."""
+
+    @web.middleware
+    async def transport(request: web.Request, handler):
+        if not request.path.startswith(path):
+            return await handler(request)
+        if "sid" not in request.query and request.method == "GET":
+            address = client_ip(request, sio.trust_forwarded_for)
+            if sio.address_full(address):
+                record_rejection("connections_per_ip")
+                cap = sio.max_connections_per_ip
+                return json_error(
+                    429,
+                    "too_many_connections",
+                    f"at most {cap} connections from one address; close some first",
+                )
+        return await handler(request)
+
+    return transport

@@ -182,3 +182,77 @@ async def test_a_clock_flood_is_refused_then_cut_while_a_duet_plays_on(fresh_ser
     assert "too_many_refusals" in log and "kept sending past its limits" in log
     await sock.close()
     await flooder.disconnect()
+
+
+def ws_url(url: str) -> str:
+    return url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+
+
+async def test_connections_that_never_authenticate_are_closed(fresh_server):
+    server = fresh_server("--handshake-timeout-s", "1")
+    honest = await connected(server.url, "Honest")  # authenticated at once: stays
+    async with aiohttp.ClientSession() as http:
+        silent = await http.ws_connect(ws_url(server.url))  # never sends a Socket.IO connect
+        refused = await http.ws_connect(ws_url(server.url))
+        await refused.send_str('40{"token":"forged","device_id":"d"}')  # connect_error, stays
+        async with http.get(server.url + "/socket.io/?EIO=4&transport=polling") as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]  # a polling session, idle
+        texts: dict[str, list[str]] = {"silent": [], "refused": []}
+        await asyncio.wait_for(
+            asyncio.gather(drain(silent, texts["silent"]), drain(refused, texts["refused"])), 10
+        )
+        assert any(t.startswith("44") for t in texts["refused"])  # the connect_error came first
+        async with http.get(server.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}") as resp:
+            # Closed: its pending CLOSE packet ("1"), or no such session any more.
+            assert resp.status == 400 or (await resp.text()).endswith("1"), resp.status
+    await asyncio.sleep(0.5)
+    assert "t1" in await honest.call("clock", {"t0": 1})
+    assert (await health(server.url))["connections"] == 1
+    assert "no Socket.IO connect with a valid token within 1 s" in server.log.read_text()
+    await honest.disconnect()
+
+
+async def test_connections_per_address_are_capped(fresh_server):
+    server = fresh_server("--max-connections-per-ip", "3")
+    first = await connected(server.url, "First")
+    async with aiohttp.ClientSession() as http:
+        open_ = [await http.ws_connect(ws_url(server.url)) for _ in range(2)]  # unauthenticated
+        try:
+            await http.ws_connect(ws_url(server.url))
+            raise AssertionError("a 4th connection from one address was accepted")
+        except aiohttp.WSServerHandshakeError as exc:
+            assert exc.status == 429
+        async with http.get(server.url + "/socket.io/?EIO=4&transport=polling") as resp:
+            body = await resp.json()
+            assert resp.status == 429 and body["error"]["code"] == "too_many_connections"
+        assert "t1" in await first.call("clock", {"t0": 1})  # the open ones are untouched
+        await open_[0].close()
+        await asyncio.sleep(0.3)
+        again = await http.ws_connect(ws_url(server.url))  # room again
+        assert (await again.receive()).data.startswith("0")
+        for ws in (again, open_[1]):
+            await ws.close()
+    assert (await health(server.url))["rejections"] == {"connections_per_ip": 2}
+    await first.disconnect()
+
+    proxied = fresh_server("--max-connections-per-ip", "1", "--trust-forwarded-for")
+    async with aiohttp.ClientSession() as http:
+
+        async def status(address: str) -> int:
+            try:
+                ws = await http.ws_connect(
+                    ws_url(proxied.url), headers={"X-Forwarded-For": address}
+                )
+            except aiohttp.WSServerHandshakeError as exc:
+                return exc.status
+            sockets.append(ws)
+            return 101
+
+        sockets: list = []
+        assert [await status(a) for a in ("203.0.113.7", "198.51.100.2", "203.0.113.7")] == [
+            101,
+            101,
+            429,
+        ]
+        for ws in sockets:
+            await ws.close()
