@@ -19,6 +19,9 @@ every Engine.IO message, before python-socketio decodes or keeps anything:
   trusted proxy, the first ``X-Forwarded-For`` hop); the next new session
   gets ``429 {"error": {"code": "too_many_connections", …}}`` before
   Engine.IO sees it (:func:`transport_middleware`).
+* **Polling requests answer.** A polling POST over the message cap gets
+  ``413 payload_too_large`` and its session is closed; a request on a closed
+  or unknown session ``400 unknown_session`` (:func:`transport_middleware`).
 
 Closing for what a connection sent (:meth:`TuttiServer.cut`) logs a WARNING
 with the reason, sends ``connection:closed {"code", "message"}`` to a
@@ -183,14 +186,36 @@ class TuttiServer(socketio.AsyncServer):
 
 
 def transport_middleware(sio: TuttiServer, path: str = "/socket.io"):
-    """aiohttp middleware for ``path``: the per-address cap on new Engine.IO sessions
-    (``429 too_many_connections``), before python-engineio handles the request."""
+    """aiohttp middleware for ``path``, before python-engineio handles the request.
+
+    * a new Engine.IO session over the per-address cap: ``429
+      too_many_connections``;
+    * a request on a session that is closed or unknown: ``400
+      unknown_session`` (python-engineio answered 500 for a closed one);
+    * a polling POST whose ``Content-Length`` is over the message cap
+      (``max_http_buffer_size``): ``413 payload_too_large``, and the session
+      is closed (a message of it is lost) — python-engineio waited for the
+      client to take its CLOSE packet before answering, forever without a
+      pending poll.
+    """
 
     @web.middleware
     async def transport(request: web.Request, handler):
         if not request.path.startswith(path):
             return await handler(request)
-        if "sid" not in request.query and request.method == "GET":
+        sid = request.query.get("sid")
+        if sid is not None and request.method in ("GET", "POST"):
+            socket = sio.eio.sockets.get(sid)
+            if socket is None or socket.closed:
+                return json_error(400, "unknown_session", "no open Socket.IO session has this sid")
+            cap = sio.eio.max_http_buffer_size
+            if request.method == "POST" and (request.content_length or 0) > cap:
+                record_rejection("payload")
+                await sio.close_transport(sid)
+                return json_error(
+                    413, "payload_too_large", f"a Socket.IO message is at most {cap} bytes"
+                )
+        elif sid is None and request.method == "GET":
             address = client_ip(request, sio.trust_forwarded_for)
             if sio.address_full(address):
                 record_rejection("connections_per_ip")

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.e2e.test_raw_packets import RawSocket, health
 from tests.hostile import Watchdog
@@ -256,3 +257,42 @@ async def test_connections_per_address_are_capped(fresh_server):
         ]
         for ws in sockets:
             await ws.close()
+
+
+@pytest.mark.parametrize("long_poll", [True, False], ids=["polling", "not-polling"])
+async def test_an_oversized_polling_post_gets_413_and_its_session_ends_cleanly(
+    fresh_server, long_poll
+):
+    server = fresh_server()
+    bystander = await connected(server.url, "Bystander")
+    polling = server.url + "/socket.io/?EIO=4&transport=polling"
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with http.get(polling) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        session = f"{polling}&sid={sid}"
+        auth = {"token": bystander.token, "device_id": "poll"}
+        async with http.post(session, data="40" + json.dumps(auth)) as resp:
+            assert resp.status == 200
+        async with http.get(session) as resp:
+            assert '40{"sid"' in await resp.text()  # connected (presence:state may come first)
+        if long_poll:  # a long poll, as clients keep one
+            pending = asyncio.create_task(http.get(session))
+            await asyncio.sleep(0.2)
+        body = '42["clock",{"t0":1,"pad":"' + "x" * 1_100_000 + '"}]'  # over the 1 MB cap
+        async with http.post(session, data=body) as resp:
+            assert resp.status == 413, resp.status
+            assert (await resp.json())["error"]["code"] == "payload_too_large"
+        if long_poll:
+            async with await asyncio.wait_for(pending, 10) as resp:
+                assert resp.status == 400 or (await resp.text()).endswith("1")  # CLOSE
+        for _ in range(2):  # later requests on the session: a clean 400, not 500
+            async with http.post(session, data='42["clock",{"t0":1}]') as resp:
+                assert resp.status == 400, resp.status
+                assert (await resp.json())["error"]["code"] == "unknown_session"
+            async with http.get(session) as resp:
+                assert resp.status == 400, resp.status
+    assert "t1" in await bystander.call("clock", {"t0": 1})
+    assert (await health(server.url))["connections"] == 1
+    assert "Traceback" not in server.log.read_text()
+    await bystander.disconnect()
