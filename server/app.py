@@ -141,6 +141,7 @@ def create_app(settings: Settings) -> web.Application:
         # Several workers share the port (SO_REUSEPORT): a polling session's requests could
         # reach different processes, a websocket stays on the one that accepted it.
         transports=["websocket"] if settings.websocket_only else ["polling", "websocket"],
+        limiter=limiter,  # counts refusals: past max_refusals a connection is closed
         handshake_timeout_s=settings.handshake_timeout_s,
         max_connections_per_ip=settings.max_connections_per_ip,
         trust_forwarded_for=settings.trust_forwarded_for,

@@ -14,11 +14,11 @@ before anything else happens:
   the clock limit, every other event one from the event limit. Over a limit
   the ack is ``{"error": {"code": "rate_limited", "message", "retry_after"}}``
   (s) and nothing else happens;
-* at every refusal (:meth:`Guard.too_many_refusals`): a connection refused
-  more often than ``max_refusals`` (``50/10seconds``: a client that waits
-  ``retry_after`` is refused a few times, a flood thousands) keeps hammering,
-  and the namespace closes it (``too_many_refusals``, logged;
-  :meth:`server.realtime.transport.TuttiServer.cut`).
+* every refusal then counts against ``max_refusals``
+  (:meth:`server.realtime.transport.TuttiServer.count_refusal`): a connection
+  refused more often (``50/10seconds``: a client that waits ``retry_after``
+  is refused a few times, a flood thousands) keeps hammering and is closed
+  (``too_many_refusals``, logged).
 
 Private rooms and the spectator cap are room rules: :mod:`rooms.admission`.
 """
@@ -96,7 +96,3 @@ class Guard:
             f"too many {what} on this connection; try again in {wait:.2f} s",
             retry_after=round(wait, 3),
         )
-
-    async def too_many_refusals(self, sid: str) -> bool:
-        """Count one refusal of ``sid``; ``True`` once it is past ``max_refusals``."""
-        return await self.limiter.hit("refusals", sid) is not None

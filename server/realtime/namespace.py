@@ -113,13 +113,9 @@ class TuttiNamespace(socketio.AsyncNamespace):
         payload = data[0] if data else None
         refused = await self.guard.over_limit(name, sid, payload)
         if refused is not None:
-            if await self.guard.too_many_refusals(sid):
-                await self.server.cut(
-                    self.server.manager.eio_sid_from_sid(sid, self.namespace),
-                    "too_many_refusals",
-                    "this connection kept sending past its limits",
-                )
-                return self.server.not_handled  # no ack: the connection is closed
+            eio_sid = self.server.manager.eio_sid_from_sid(sid, self.namespace)
+            if await self.server.count_refusal(eio_sid):
+                return self.server.not_handled  # no ack: the connection is being closed
             return refused
         if event is UNDECODABLE:
             return refusal("invalid_value", "the event is not [name, payload] of valid JSON")

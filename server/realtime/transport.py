@@ -23,6 +23,14 @@ every Engine.IO message, before python-socketio decodes or keeps anything:
   ``413 payload_too_large`` and its session is closed; a request on a closed
   or unknown session ``400 unknown_session`` (:func:`transport_middleware`).
 
+* **Malformed packets** (an unknown type, a header or payload that does not
+  decode, an event before the connect) are dropped, logged once per
+  connection at a rate limit (:mod:`server.realtime.malformed`), and count as
+  refusals.
+* **Refusals** (over a rate limit, :mod:`server.realtime.guard`, or a
+  malformed packet) are counted per connection (:meth:`TuttiServer.count_refusal`);
+  past ``max_refusals`` the connection is closed (``too_many_refusals``).
+
 Closing for what a connection sent (:meth:`TuttiServer.cut`) logs a WARNING
 with the reason, sends ``connection:closed {"code", "message"}`` to a
 connection that passed the handshake, then closes the Engine.IO session
@@ -46,11 +54,21 @@ import orjson
 import socketio
 from aiohttp import web
 
+from server.realtime.codec import MalformedPacket
+from server.realtime.malformed import (
+    INPUT_ERRORS,
+    MALFORMED,
+    CheckedWebSocket,
+    quiet_library_loggers,
+)
+from server.services.limits import RateLimiter
 from server.services.limits_counter import record_rejection
 
 log = logging.getLogger("tutti.transport")
 
 BINARY_TYPES = ("5", "6")  # Socket.IO BINARY_EVENT, BINARY_ACK
+CLIENT_TYPES = ("0", "1", "2", "3")  # CONNECT, DISCONNECT, EVENT, ACK: all a client may send
+EVENT_TYPES = ("2", "3")
 
 
 def client_ip(request: web.BaseRequest, trust_forwarded_for: bool) -> str:
@@ -72,20 +90,26 @@ def json_error(status: int, code: str, message: str) -> web.Response:
 class TuttiServer(socketio.AsyncServer):
     """``socketio.AsyncServer`` with the transport checks of this module.
 
-    ``handshake_timeout_s`` (0: none), ``max_connections_per_ip`` (0: no
-    cap) and ``trust_forwarded_for`` are :class:`server.config.Settings`'s;
-    the rest goes to ``socketio.AsyncServer``.
+    ``limiter`` counts refusals (its ``refusals`` scope; ``None``: never
+    closed for them). ``handshake_timeout_s`` (0: none),
+    ``max_connections_per_ip`` (0: no cap) and ``trust_forwarded_for`` are
+    :class:`server.config.Settings`'s; the rest goes to ``socketio.AsyncServer``.
     """
 
     def __init__(
         self,
         *,
+        limiter: RateLimiter | None = None,
         handshake_timeout_s: float = 0.0,
         max_connections_per_ip: int = 0,
         trust_forwarded_for: bool = False,
         **kwargs: Any,
     ) -> None:
+        quiet_library_loggers()  # before python-engineio adds a handler of its own
         super().__init__(**kwargs)
+        # A copy: python-engineio's table of its aiohttp driver is shared by every server.
+        self.eio._async = {**self.eio._async, "websocket": CheckedWebSocket}
+        self.limiter = limiter
         self.handshake_timeout_s = handshake_timeout_s
         self.max_connections_per_ip = max_connections_per_ip
         self.trust_forwarded_for = trust_forwarded_for
@@ -116,8 +140,7 @@ class TuttiServer(socketio.AsyncServer):
 
     def _handshake_due(self, eio_sid: str) -> None:
         self._deadlines.pop(eio_sid, None)
-        sid = self.manager.sid_from_eio_sid(eio_sid, "/")
-        if sid is not None and self.manager.is_connected(sid, "/"):
+        if self._authenticated(eio_sid):
             return
         log.info(
             "closing connection %s: no Socket.IO connect with a valid token within %.0f s",
@@ -138,13 +161,43 @@ class TuttiServer(socketio.AsyncServer):
                 "Tutti has no binary events: binary packets and attachments are refused",
             )
             return
-        await super()._handle_eio_message(eio_sid, data)
+        kind = data[:1]
+        if kind not in CLIENT_TYPES:
+            await self._malformed(eio_sid, f"no Socket.IO packet type a client sends ({kind!r})")
+            return
+        if kind in EVENT_TYPES and not self._authenticated(eio_sid):
+            await self._malformed(eio_sid, "an event before the Socket.IO connect")
+            return
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except (MalformedPacket, *INPUT_ERRORS) as exc:
+            await self._malformed(eio_sid, str(exc))
+
+    def _authenticated(self, eio_sid: str) -> bool:
+        sid = self.manager.sid_from_eio_sid(eio_sid, "/")
+        return sid is not None and self.manager.is_connected(sid, "/")
+
+    async def _malformed(self, eio_sid: str, reason: str) -> None:
+        MALFORMED.report(self.manager.sid_from_eio_sid(eio_sid, "/") or eio_sid, reason)
+        await self.count_refusal(eio_sid)
+
+    async def count_refusal(self, eio_sid: str | None) -> bool:
+        """Count one refusal of ``eio_sid``; past ``max_refusals`` it is cut
+        (``too_many_refusals``). ``True`` when the connection is being closed."""
+        if eio_sid is None or self.limiter is None:
+            return False
+        if await self.limiter.hit("refusals", eio_sid) is None:
+            return False
+        await self.cut(eio_sid, "too_many_refusals", "this connection kept sending past its limits")
+        return True
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        sid = self.manager.sid_from_eio_sid(eio_sid, "/")
         try:
             await super()._handle_eio_disconnect(eio_sid, reason)
         finally:
             self._cut.discard(eio_sid)
+            MALFORMED.forget(sid or eio_sid)
             deadline = self._deadlines.pop(eio_sid, None)
             if deadline is not None:
                 deadline.cancel()

@@ -296,3 +296,74 @@ async def test_an_oversized_polling_post_gets_413_and_its_session_ends_cleanly(
     assert (await health(server.url))["connections"] == 1
     assert "Traceback" not in server.log.read_text()
     await bystander.disconnect()
+
+
+JUNK = (
+    "4x",  # no Socket.IO packet type
+    "47",
+    "44",  # CONNECT_ERROR comes from servers only
+    "4",  # an empty Socket.IO packet
+    "4-",
+    '40{"token":',  # a CONNECT that is not JSON
+    "43abc",  # an ACK that is not JSON
+    "43[1",
+)
+
+
+def warnings_and_errors(log: Path) -> list[dict]:
+    lines = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record["level"] in ("WARNING", "ERROR", "CRITICAL"):
+                lines.append(record)
+        elif line.strip():
+            lines.append({"level": "TEXT", "message": line})  # a library's own stream handler
+    return lines
+
+
+async def test_malformed_packets_are_logged_once_per_connection_without_tracebacks(fresh_server):
+    server = fresh_server()
+    honest = await connected(server.url, "Honest")
+    before = len(warnings_and_errors(server.log))
+    socks = [await RawSocket.open(server.url, honest.token) for _ in range(3)]
+    for sock in socks[:2]:
+        for junk in JUNK * 4:  # 32 malformed packets each: under max_refusals (50 in 10 s)
+            await sock.ws.send_str(junk)
+        assert "t1" in await sock.call("clock", {"t0": 1})  # dropped, and the connection stays
+    # A third keeps at it: malformed packets count as refusals, so it is closed.
+    received: list[str] = []
+    reader = asyncio.create_task(drain(socks[2].ws, received))
+    for junk in JUNK * 10:
+        if socks[2].ws.closed:
+            break
+        await socks[2].ws.send_str(junk)
+    await asyncio.wait_for(reader, 10)
+    assert closed_with(received)["code"] == "too_many_refusals"
+    # Junk below Socket.IO too: a websocket frame that is no Engine.IO packet, a polling
+    # payload that is none.
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(ws_url(server.url))
+        await ws.receive()
+        await ws.send_str("x")
+        await asyncio.wait_for(drain(ws, []), 10)  # closed
+        polling = server.url + "/socket.io/?EIO=4&transport=polling"
+        async with http.get(polling) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        for _ in range(3):
+            async with http.post(f"{polling}&sid={sid}", data="9junk\x1ebzz!") as resp:
+                assert resp.status < 500
+    assert "t1" in await honest.call("clock", {"t0": 1})
+    await asyncio.sleep(0.3)
+    logged = warnings_and_errors(server.log)[before:]
+    assert all(r["level"] == "WARNING" for r in logged), [
+        r for r in logged if r["level"] != "WARNING"
+    ]
+    assert not any("exception" in r or "Traceback" in r["message"] for r in logged)
+    malformed = [r for r in logged if r["message"].startswith("dropped a malformed packet")]
+    # One line per connection, not one per packet (3 × 32 + …), plus the closing ones.
+    assert len(malformed) == 3, [r["message"] for r in malformed]
+    assert len(logged) <= 10, [r["message"] for r in logged]
+    for sock in socks:
+        await sock.close()
+    await honest.disconnect()
