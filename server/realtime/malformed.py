@@ -14,7 +14,9 @@ Where packets are checked:
   connect;
 * Engine.IO websocket frames (:class:`CheckedWebSocket`): a text frame that
   is not an Engine.IO packet (types ``0``–``6``) closes the websocket — the
-  stock code raised out of its read loop (an ERROR traceback per frame);
+  stock code raised out of its read loop (an ERROR traceback per frame). It
+  also yields to the event loop every :data:`YIELD_EVERY` messages, so a
+  connection's buffered flood cannot run ahead of everything else;
 * anything else that reaches python-engineio's or python-socketio's own
   handlers as a bad-input exception (``ValueError``, ``TypeError``,
   ``IndexError``, ``KeyError`` logged with a traceback, e.g. a junk polling
@@ -24,6 +26,7 @@ Where packets are checked:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -33,6 +36,7 @@ log = logging.getLogger("tutti.transport")
 
 ENGINEIO_PACKET_TYPES = frozenset("0123456")  # open close ping pong message upgrade noop
 INPUT_ERRORS = (ValueError, TypeError, IndexError, KeyError, UnicodeError)
+YIELD_EVERY = 8  # websocket messages read between two yields to the event loop
 
 
 class MalformedLog:
@@ -105,7 +109,18 @@ class CheckedWebSocket(eio_aiohttp.WebSocket):
     """python-engineio's aiohttp websocket, closing on a text frame that is no
     Engine.IO packet (logged through :data:`MALFORMED`)."""
 
+    _received = 0
+
     async def wait(self):
+        self._received += 1
+        if self._received % YIELD_EVERY == 0:
+            # Frames already buffered are read without suspending: a flood would run
+            # thousands of messages (and spawn their event tasks) before anyone else runs,
+            # before its refusals are even counted. A yield lets the rest catch up.
+            await asyncio.sleep(0)
+        session = getattr(self.handler, "__self__", None)  # the engine.io socket reading us
+        if session is not None and session.closed:
+            return None  # closed by the server (e.g. cut): read no more of it
         data = await super().wait()
         if isinstance(data, str) and (not data or data[0] not in ENGINEIO_PACKET_TYPES):
             request = self.environ.get("aiohttp.request")
