@@ -13,7 +13,8 @@ every Engine.IO message, before python-socketio decodes or keeps anything:
 * **A handshake timeout.** An Engine.IO session that has not completed a
   Socket.IO connect with a valid token (``on_connect`` accepted it) within
   ``handshake_timeout_s`` (10 s) is closed, logged at INFO: sessions opened
-  and left idle no longer stay forever.
+  and left idle no longer stay forever. A client that leaves the namespace
+  (``41``) and keeps the session has that long again to connect.
 * **A cap per client address.** At most ``max_connections_per_ip``
   Engine.IO sessions (authenticated or not) from one address (behind a
   trusted proxy, the first ``X-Forwarded-For`` hop); the next new session
@@ -133,10 +134,13 @@ class TuttiServer(socketio.AsyncServer):
         self._address[eio_sid] = address
         self._per_address[address] += 1
         if self.handshake_timeout_s > 0:
-            loop = asyncio.get_running_loop()
-            self._deadlines[eio_sid] = loop.call_later(
-                self.handshake_timeout_s, self._handshake_due, eio_sid
-            )
+            self._arm_deadline(eio_sid)
+
+    def _arm_deadline(self, eio_sid: str) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadlines[eio_sid] = loop.call_later(
+            self.handshake_timeout_s, self._handshake_due, eio_sid
+        )
 
     def _handshake_due(self, eio_sid: str) -> None:
         self._deadlines.pop(eio_sid, None)
@@ -172,6 +176,9 @@ class TuttiServer(socketio.AsyncServer):
             await super()._handle_eio_message(eio_sid, data)
         except (MalformedPacket, *INPUT_ERRORS) as exc:
             await self._malformed(eio_sid, str(exc))
+        if kind == "1" and self.handshake_timeout_s > 0 and eio_sid not in self._deadlines:
+            # Left the namespace but kept the session: it must connect again in time too.
+            self._arm_deadline(eio_sid)
 
     def _authenticated(self, eio_sid: str) -> bool:
         sid = self.manager.sid_from_eio_sid(eio_sid, "/")

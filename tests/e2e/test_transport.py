@@ -196,12 +196,18 @@ async def test_connections_that_never_authenticate_are_closed(fresh_server):
         silent = await http.ws_connect(ws_url(server.url))  # never sends a Socket.IO connect
         refused = await http.ws_connect(ws_url(server.url))
         await refused.send_str('40{"token":"forged","device_id":"d"}')  # connect_error, stays
+        left = await RawSocket.open(server.url, honest.token)
         async with http.get(server.url + "/socket.io/?EIO=4&transport=polling") as resp:
             sid = json.loads((await resp.text())[1:])["sid"]  # a polling session, idle
         texts: dict[str, list[str]] = {"silent": [], "refused": []}
         await asyncio.wait_for(
             asyncio.gather(drain(silent, texts["silent"]), drain(refused, texts["refused"])), 10
         )
+        await asyncio.sleep(1.2)  # past its own deadline
+        assert "t1" in await left.call("clock", {"t0": 1})  # authenticated: still open
+        await left.ws.send_str("41")  # leaves the namespace, keeps the session: closed too
+        await asyncio.wait_for(drain(left.ws, []), 10)
+        await left.close()
         assert any(t.startswith("44") for t in texts["refused"])  # the connect_error came first
         async with http.get(server.url + f"/socket.io/?EIO=4&transport=polling&sid={sid}") as resp:
             # Closed: its pending CLOSE packet ("1"), or no such session any more.
