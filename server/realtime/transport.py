@@ -9,7 +9,6 @@ every Engine.IO message, before python-socketio decodes or keeps anything:
   frame closes the connection at once (``binary_not_supported``): the stock
   server would keep the announced attachments (up to 10⁹, each up to the
   message cap) in memory until the last arrives.
-
 * **A handshake timeout.** An Engine.IO session that has not completed a
   Socket.IO connect with a valid token (``on_connect`` accepted it) within
   ``handshake_timeout_s`` (10 s) is closed, logged at INFO: sessions opened
@@ -23,7 +22,6 @@ every Engine.IO message, before python-socketio decodes or keeps anything:
 * **Polling requests answer.** A polling POST over the message cap gets
   ``413 payload_too_large`` and its session is closed; a request on a closed
   or unknown session ``400 unknown_session`` (:func:`transport_middleware`).
-
 * **Malformed packets** (an unknown type, a header or payload that does not
   decode, an event before the connect) are dropped, logged once per
   connection at a rate limit (:mod:`server.realtime.malformed`), and count as
@@ -35,8 +33,9 @@ every Engine.IO message, before python-socketio decodes or keeps anything:
 Closing for what a connection sent (:meth:`TuttiServer.cut`) logs a WARNING
 with the reason, sends ``connection:closed {"code", "message"}`` to a
 connection that passed the handshake, then closes the Engine.IO session
-(:meth:`TuttiServer.close_transport`): what it sends afterwards is read and
-dropped until the socket is gone.
+(:meth:`TuttiServer.close_transport`): what it sends afterwards is dropped,
+and its websocket is read no further
+(:class:`server.realtime.malformed.CheckedWebSocket`).
 
 Hooks: python-socketio 5's ``AsyncServer._handle_eio_connect``,
 ``_handle_eio_message`` and ``_handle_eio_disconnect`` (the handlers it
