@@ -39,6 +39,7 @@ from server.realtime.room_directory import RoomDirectory
 from server.realtime.room_service import RoomService
 from server.realtime.saving import SessionSaver
 from server.realtime.sio_manager import LocalManager
+from server.realtime.transport import TuttiServer, transport_middleware
 from server.rest import analytics as analytics_api
 from server.rest import auth as auth_api
 from server.rest import health, openapi
@@ -130,7 +131,7 @@ def create_app(settings: Settings) -> web.Application:
             client_manager = RoomChannelManager(settings.redis_url)
         else:
             raise ValueError(f"fanout must be 'rooms' or 'stock', got {settings.fanout!r}")
-    sio = socketio.AsyncServer(
+    sio = TuttiServer(  # python-socketio with the transport checks (realtime/transport.py)
         async_mode="aiohttp",
         cors_allowed_origins=socketio_cors(settings),
         json=codec,
@@ -140,8 +141,13 @@ def create_app(settings: Settings) -> web.Application:
         # Several workers share the port (SO_REUSEPORT): a polling session's requests could
         # reach different processes, a websocket stays on the one that accepted it.
         transports=["websocket"] if settings.websocket_only else ["polling", "websocket"],
+        limiter=limiter,  # counts refusals: past max_refusals a connection is closed
+        handshake_timeout_s=settings.handshake_timeout_s,
+        max_connections_per_ip=settings.max_connections_per_ip,
+        trust_forwarded_for=settings.trust_forwarded_for,
     )
     sio.attach(app, socketio_path="socket.io")
+    app.middlewares.append(transport_middleware(sio))  # before engine.io sees a request
     presence = make_presence(settings, sio)
     sync = SyncService(sessionmaker, sio)
     room_settings = RoomSettings(

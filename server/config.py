@@ -142,6 +142,23 @@ class Settings:
         default="400/2seconds;3000/20seconds",
         metadata={"help": "note events (on and off) per connection: burst;steady"},
     )
+    rate_limit_clock: str = field(
+        default="30/second;600/minute",
+        metadata={"help": "clock exchanges per connection (a burst at connect, then a few a s)"},
+    )
+    max_refusals: str = field(
+        default="50/10seconds",
+        metadata={"help": "refusals per connection past which it is closed ('' never)"},
+    )
+    handshake_timeout_s: float = field(
+        default=10.0,
+        metadata={"help": "close a connection not authenticated (Socket.IO connect) by then, s"},
+    )
+    # Tests and one household or classroom behind one NAT stay far below; a relay benchmark
+    # from one machine raises it (0: no cap).
+    max_connections_per_ip: int = field(
+        default=100, metadata={"help": "Socket.IO connections from one client address (0: any)"}
+    )
     max_connections_per_user: int = field(
         default=10, metadata={"help": "Socket.IO connections of one user (per process)"}
     )

@@ -27,6 +27,8 @@ from tests.servers import start_server
 OFF = (
     "--note-quota", "",
     "--rate-limit-events", "",
+    "--rate-limit-clock", "",
+    "--max-refusals", "",
     "--rate-limit-rest-user", "",
     "--rate-limit-rest-ip", "",
 )  # fmt: skip

@@ -70,8 +70,10 @@ def start_tutti(workdir: Path, processes: int, grace_ms: int) -> Target:
     """``processes`` Tutti servers (two or more share a private Redis)."""
     extra = ["--log-level", "WARNING", "--start-delay-ms", "200", "--grace-ms", str(grace_ms)]
     # Every generated client comes from one address (the per-IP REST limit would throttle
-    # thousands of guest logins), and the fan-out case is a room of hundreds of listeners.
-    extra += ["--rate-limit-rest-ip", "", "--max-spectators", "5000"]
+    # thousands of guest logins, the per-IP connection cap refuse thousands of sockets), and
+    # the fan-out case is a room of hundreds of listeners.
+    extra += ["--rate-limit-rest-ip", "", "--max-connections-per-ip", "0"]
+    extra += ["--max-spectators", "5000"]
     redis: RedisProcess | None = None
     if processes > 1:
         redis = start_redis(workdir / "redis")

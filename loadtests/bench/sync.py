@@ -102,7 +102,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=200, help="changes to measure (default 200)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp) / "data")
+        # The baseline sends clock exchanges back to back, hundreds a second: no clock limit.
+        server = start_server(Path(tmp) / "data", "--rate-limit-clock", "")
         try:
             results = asyncio.run(measure(server.url, args.n))
         finally:

@@ -62,17 +62,26 @@ class _Undecodable:
 UNDECODABLE = _Undecodable()
 
 
+class MalformedPacket(ValueError):
+    """A Socket.IO packet that cannot be read at all (its header, or a non-event payload)."""
+
+
 class Packet(_packet.Packet):
-    """A Socket.IO packet whose binary check is cheap and whose bad events decode (see module)."""
+    """A Socket.IO packet whose binary check is cheap and whose bad events decode (see module).
+
+    Anything else that does not decode raises :class:`MalformedPacket`.
+    """
 
     def decode(self, encoded_packet):
         try:
             count = super().decode(encoded_packet)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
             if self.packet_type != _packet.EVENT:
-                raise
+                raise MalformedPacket(f"its payload is not JSON ({exc})") from None
             self.data = [UNDECODABLE]
             return 0
+        except (ValueError, TypeError, IndexError) as exc:
+            raise MalformedPacket(f"its header does not decode ({exc})") from None
         if self.packet_type == _packet.EVENT and not (
             isinstance(self.data, list) and self.data and isinstance(self.data[0], str)
         ):

@@ -10,10 +10,15 @@ before anything else happens:
   ``max_connections_per_user`` connections on this process;
 * at every client event (:meth:`Guard.over_limit`): the per-connection limits
   of :mod:`server.services.limits`. ``note``/``notes`` take their events (a
-  batch costs its length, at most 64) from the note quota, every other event
-  one from the event limit; ``clock`` is not counted. Over a limit the ack is
-  ``{"error": {"code": "rate_limited", "message", "retry_after"}}`` (s) and
-  nothing else happens; the connection stays.
+  batch costs its length, at most 64) from the note quota, ``clock`` one from
+  the clock limit, every other event one from the event limit. Over a limit
+  the ack is ``{"error": {"code": "rate_limited", "message", "retry_after"}}``
+  (s) and nothing else happens;
+* every refusal then counts against ``max_refusals``
+  (:meth:`server.realtime.transport.TuttiServer.count_refusal`): a connection
+  refused more often (``50/10seconds``: a client that waits ``retry_after``
+  is refused a few times, a flood thousands) keeps hammering and is closed
+  (``too_many_refusals``, logged).
 
 Private rooms and the spectator cap are room rules: :mod:`rooms.admission`.
 """
@@ -31,9 +36,9 @@ from server.services.limits_counter import record_rejection
 from server.services.privacy import is_deactivated
 
 NOTE_EVENTS = ("note", "notes")
-# Clock samples come in bursts (8 at a time, benchmarks send hundreds) and cost less
-# than the limit check itself: they are not counted.
-UNLIMITED = ("clock",)
+# Clock samples come in bursts (8 at a connect) then one every 2 s: a limit of their own,
+# so a sync client's outbox catching up does not take them away (and the reverse).
+CLOCK_EVENTS = ("clock",)
 
 
 def refusal(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -72,9 +77,10 @@ class Guard:
 
     async def over_limit(self, event: str, sid: str, data: Any) -> dict[str, Any] | None:
         """The ``rate_limited`` error ack when ``event`` from ``sid`` is over its limit."""
-        if event in UNLIMITED:
-            return None
-        if event in NOTE_EVENTS:
+        if event in CLOCK_EVENTS:
+            wait = await self.limiter.hit("clock", sid)
+            what = "clock exchanges"
+        elif event in NOTE_EVENTS:
             cost = 1
             if event == "notes" and isinstance(data, dict) and isinstance(data.get("events"), list):
                 cost = max(1, min(len(data["events"]), 64))  # more is refused by validation

@@ -6,7 +6,8 @@ refused event gets ``{"error": {"code", "message"}}`` and changes nothing.
 
 1. the server's own ``connect`` (the handshake, :meth:`on_connect`, where the
    token is verified, once) and ``disconnect`` (:meth:`on_disconnect`);
-2. the :class:`server.realtime.guard.Guard` limits (``rate_limited``);
+2. the :class:`server.realtime.guard.Guard` limits (``rate_limited``; a
+   connection refused past ``max_refusals`` is closed, ``too_many_refusals``);
 3. a payload that did not decode (:data:`server.realtime.codec.UNDECODABLE`:
    lone surrogates, not JSON, not ``[name, ...]``) → ``invalid_value``;
 4. a name not in :attr:`TuttiNamespace.events` — including ``connect``,
@@ -116,6 +117,9 @@ class TuttiNamespace(socketio.AsyncNamespace):
         payload = data[0] if data else None
         refused = await self.guard.over_limit(name, sid, payload)
         if refused is not None:
+            eio_sid = self.server.manager.eio_sid_from_sid(sid, self.namespace)
+            if await self.server.count_refusal(eio_sid):
+                return self.server.not_handled  # no ack: the connection is being closed
             return refused
         if event is UNDECODABLE:
             return refusal("invalid_value", "the event is not [name, payload] of valid JSON")

@@ -12,22 +12,13 @@ import orjson
 from aiohttp import web
 
 from server.config import Settings
+from server.realtime.transport import client_ip  # one rule for REST and Socket.IO
 from server.services.auth import TokenError, bearer_token, verify_token
 from server.services.limits import EXEMPT_PATHS, RateLimiter, pseudonym
 
 log = logging.getLogger("tutti.limits")
 
 __all__ = ["RateLimiter", "client_ip", "rate_limited", "rest_middleware"]
-
-
-def client_ip(request: web.Request, trust_forwarded_for: bool) -> str:
-    """The client's address; behind a trusted proxy the first ``X-Forwarded-For`` hop."""
-    if trust_forwarded_for:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
-    return request.remote or "unknown"
 
 
 def rate_limited(retry_after_s: float, what: str) -> web.Response:

@@ -21,10 +21,13 @@ Scopes and keys:
   ``GET /api/health`` is exempt (probes). Stored in Redis
   (``tutti:limits:…`` keys) when ``redis_url`` is set, so every process
   shares one count; otherwise in the process.
-* ``events`` — Socket.IO events other than notes, per connection;
-  ``notes`` — note events (a ``notes`` batch costs its number of events),
-  per connection. A connection lives in one process, so these are always
-  in the process's memory (no Redis round trip on the note path).
+* ``events`` — Socket.IO events other than notes and clock exchanges, per
+  connection; ``notes`` — note events (a ``notes`` batch costs its number of
+  events), per connection; ``clock`` — ``clock`` exchanges, per connection;
+  ``refusals`` — the refusals of a connection (over the other limits, or a
+  malformed packet): past it the connection is closed
+  (:mod:`server.realtime.guard`). A connection lives in one process, so these
+  are always in the process's memory (no Redis round trip on the note path).
 
 Over a limit: REST answers ``429`` with ``Retry-After`` (s) and
 ``{"error": {"code": "rate_limited", "message", "retry_after"}}``; Socket.IO
@@ -51,7 +54,7 @@ from server.services.limits_counter import record_rejection
 
 log = logging.getLogger("tutti.limits")
 
-SCOPES = ("rest_user", "rest_ip", "events", "notes")
+SCOPES = ("rest_user", "rest_ip", "events", "notes", "clock", "refusals")
 SHARED_SCOPES = ("rest_user", "rest_ip")  # in Redis when there is one
 EXEMPT_PATHS = frozenset({"/api/health"})
 
@@ -99,6 +102,8 @@ class RateLimiter:
             "rest_ip": parse_limits("rate_limit_rest_ip", settings.rate_limit_rest_ip),
             "events": parse_limits("rate_limit_events", settings.rate_limit_events),
             "notes": parse_limits("note_quota", settings.note_quota),
+            "clock": parse_limits("rate_limit_clock", settings.rate_limit_clock),
+            "refusals": parse_limits("max_refusals", settings.max_refusals),
         }
         # In-process scopes need no I/O: limits' synchronous API, an exact moving window
         # (9 µs a note for two limits, against 17 µs through the asyncio API).
