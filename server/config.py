@@ -156,6 +156,11 @@ class Settings:
     purge_interval_s: float = field(
         default=3600.0, metadata={"help": "how often the server runs the purge job, s"}
     )
+    # -- the library (server/services/starter.py) ----------------------------------------
+    starter_library: bool = field(
+        default=True,
+        metadata={"help": "add the bundled public-domain pieces to an empty library"},
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -249,6 +254,14 @@ def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = Non
             help=f"{f.metadata.get('help', '')} (env {env}, default {f.default!r})",
             **extra,
         )
+        if f.default is True:  # a setting that is on by default: --no-FLAG turns it off
+            parser.add_argument(
+                "--no-" + flag[2:],
+                dest=f.name,
+                action="store_const",
+                const=False,
+                help=f"turn {flag} off",
+            )
 
 
 def settings_from(args: argparse.Namespace | None = None, **overrides) -> Settings:
