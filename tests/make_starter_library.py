@@ -5,6 +5,7 @@ writes without music21 (:mod:`server.services.starter`). Run it from the
 repository root when the selection below changes::
 
     .venv-test/bin/python -m tests.make_starter_library
+    .venv-test/bin/python -m tests.make_starter_library --check-conversion
 
 For each work of :data:`WORKS` it writes ``<slug>.mid`` (what the room plays:
 ``music21.midi.translate.streamToMidiFile``, repeats expanded, one track per
@@ -17,7 +18,9 @@ seeding is idempotent), ``title``, ``composer``, ``key``, ``difficulty``,
 copyright line when it has one), ``corpus_path``, ``midi``, ``musicxml``.
 ``key`` and ``difficulty`` are what the server's own analysis
 (:func:`server.db.repository.library_metadata`) finds in the MIDI file, so
-the manifest and the stored pieces agree.
+the manifest and the stored pieces agree. ``--check-conversion`` converts
+each MIDI file as a MIDI upload would be (music21's MIDI reader and MusicXML
+writer) and counts the pieces that convert without a warning.
 
 The works are public domain as compositions (composers dead for centuries);
 the encodings come from music21's corpus, whose sources are named in each
@@ -170,7 +173,37 @@ def build(work: Work) -> dict:
     }
 
 
+def check_conversion() -> int:
+    """Convert each starter MIDI file as a MIDI upload is (:func:`midi_to_musicxml`) and print
+    its time and music21's warnings: how many convert without one."""
+    import time
+
+    from server.services.notation import midi_to_musicxml
+
+    entries = json.loads((OUT / "manifest.json").read_text())["pieces"]
+    clean = 0
+    for entry in entries:
+        midi = (OUT / entry["midi"]).read_bytes()
+        piece = load_midi(midi)
+        notes = sum(len(p.notes) for p in piece.parts)
+        beats = max(n.offset_beat for p in piece.parts for n in p.notes)
+        started = time.perf_counter()
+        result = midi_to_musicxml(midi, notes, beats)
+        took = time.perf_counter() - started
+        state = result.state or {}
+        warnings = state.get("warnings", [])
+        clean += result.musicxml is not None and not warnings
+        verdict = state.get("error") or f"{len(warnings)} warning(s)"
+        print(f"{entry['corpus_path']:36} {notes:5} notes {took:6.2f} s  {verdict}")
+        for warning in warnings[:3]:
+            print(f"    {warning[:150]}")
+    print(f"{clean} of {len(entries)} convert without a warning")
+    return 0
+
+
 def main() -> int:
+    if "--check-conversion" in sys.argv[1:]:
+        return check_conversion()
     OUT.mkdir(parents=True, exist_ok=True)
     for old in [*OUT.glob("*.mid"), *OUT.glob("*.mxl")]:
         old.unlink()

@@ -82,8 +82,11 @@ class Added:
     tempo_bpm: float
 
 
-def _notes(piece: Piece) -> int:
-    return sum(len(part.notes) for part in piece.parts)
+def _size(piece: Piece) -> tuple[int, float]:
+    """Notes, and beats to the last note's end: what :func:`notation.midi_to_musicxml` caps."""
+    notes = sum(len(part.notes) for part in piece.parts)
+    beats = max((n.offset_beat for part in piece.parts for n in part.notes), default=0.0)
+    return notes, beats
 
 
 def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
@@ -102,7 +105,7 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
             generator=asdict(source),
             metadata=repository.library_metadata(generated.piece, composer=None),
             tempo_bpm=generated.tempo_bpm,
-            notation=notation.midi_to_musicxml(generated.midi, _notes(generated.piece)),
+            notation=notation.midi_to_musicxml(generated.midi, *_size(generated.piece)),
         )
     loaded = load_piece_file(
         source.data,
@@ -123,7 +126,7 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
     elif source.musicxml is not None:
         score = notation.original(source.musicxml)
     else:
-        score = notation.midi_to_musicxml(loaded.midi, _notes(piece))
+        score = notation.midi_to_musicxml(loaded.midi, *_size(piece))
     return Prepared(
         piece=piece,
         midi=loaded.midi,

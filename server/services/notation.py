@@ -43,6 +43,9 @@ MEDIA_TYPE = "application/vnd.recordare.musicxml+xml"
 MAX_NOTES = 5000
 """Largest piece converted (notes): music21 takes about 2.5 ms a note (the 2,308 notes of
 the Maple Leaf Rag: 6 s of a worker), and a hostile upload must not hold a worker for minutes."""
+MAX_BEATS = 2000.0
+"""Longest piece converted (quarter-note beats, about 17 minutes at 120 BPM): music21's time
+grows with the measures too (one note 100,000 beats long took over five minutes)."""
 
 
 class NotationUnavailable(TuttiError):
@@ -97,7 +100,7 @@ def original(data: bytes) -> Notation:
         return Notation(None, {"error": f"the MusicXML archive cannot be read: {exc}"})
 
 
-def midi_to_musicxml(midi: bytes, note_count: int = 0) -> Notation:
+def midi_to_musicxml(midi: bytes, note_count: int = 0, beats: float = 0.0) -> Notation:
     """Convert a Standard MIDI File to MusicXML with music21, once, at import.
 
     Returns ``Notation(xml, {"source": "converted", "warnings": [...]})`` with
@@ -105,12 +108,17 @@ def midi_to_musicxml(midi: bytes, note_count: int = 0) -> Notation:
     ``Notation(None, {"error": message})`` when music21 fails, and
     ``Notation(None, None)`` without music21 (not tried: a later start with
     the extra installed converts it). A piece of more than :data:`MAX_NOTES`
-    notes (``note_count``) is not tried: ``{"error"}``. CPU-heavy (about a
-    second for a chorale): call it in a worker.
+    notes (``note_count``) or :data:`MAX_BEATS` beats (``beats``, to the last
+    note's end) is not tried: ``{"error"}``. CPU-heavy (about a second for a
+    chorale): call it in a worker.
     """
     if note_count > MAX_NOTES:
         return Notation(
             None, {"error": f"{note_count} notes are too many to convert (at most {MAX_NOTES})"}
+        )
+    if beats > MAX_BEATS:
+        return Notation(
+            None, {"error": f"{beats:.0f} beats are too long to convert (at most {MAX_BEATS:.0f})"}
         )
     try:
         import music21
@@ -146,19 +154,25 @@ async def backfill(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     async with sessionmaker() as db:
         rows = (
             await db.execute(
-                select(SheetMusic.id, SheetMusic.parts)
+                select(
+                    SheetMusic.id,
+                    SheetMusic.parts,
+                    SheetMusic.duration_seconds,
+                    SheetMusic.tempo_bpm,
+                )
                 .where(SheetMusic.notation.is_(None))
                 .order_by(SheetMusic.id)
             )
         ).all()
     done = 0
-    for piece_id, parts in rows:
+    for piece_id, parts, duration_s, bpm in rows:
         async with sessionmaker() as db:
             midi = await db.scalar(select(SheetMusic.midi_data).where(SheetMusic.id == piece_id))
         if midi is None:
             continue
         notes = sum(int(part.get("notes") or 0) for part in parts or [])
-        notation = await process_pool.run(midi_to_musicxml, midi, notes)
+        beats = (duration_s or 0.0) * (bpm or 120.0) / 60.0  # the first tempo's: close enough
+        notation = await process_pool.run(midi_to_musicxml, midi, notes, beats)
         if notation.state is None:
             log.info("music21 is not installed: %d piece(s) stay without notation", len(rows))
             break
