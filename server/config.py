@@ -108,7 +108,8 @@ class Settings:
     )
     content_security_policy: str = field(
         default=(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+            "img-src 'self' data:; "
             "connect-src 'self'; media-src 'self' blob:; worker-src 'self'; "
             "manifest-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
             "frame-ancestors 'none'"

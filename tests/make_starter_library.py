@@ -188,7 +188,7 @@ def check_conversion() -> int:
         notes = sum(len(p.notes) for p in piece.parts)
         beats = max(n.offset_beat for p in piece.parts for n in p.notes)
         started = time.perf_counter()
-        result = midi_to_musicxml(midi, notes, beats)
+        result = midi_to_musicxml(midi, notes=notes, beats=beats, parts=len(piece.parts))
         took = time.perf_counter() - started
         state = result.state or {}
         warnings = state.get("warnings", [])

@@ -82,11 +82,13 @@ class Added:
     tempo_bpm: float
 
 
-def _size(piece: Piece) -> tuple[int, float]:
-    """Notes, and beats to the last note's end: what :func:`notation.midi_to_musicxml` caps."""
-    notes = sum(len(part.notes) for part in piece.parts)
-    beats = max((n.offset_beat for part in piece.parts for n in part.notes), default=0.0)
-    return notes, beats
+def _size(piece: Piece) -> dict[str, Any]:
+    """Notes, beats to the last note's end, parts: what :func:`notation.midi_to_musicxml` caps."""
+    return {
+        "notes": sum(len(part.notes) for part in piece.parts),
+        "beats": max((n.offset_beat for part in piece.parts for n in part.notes), default=0.0),
+        "parts": len(piece.parts),
+    }
 
 
 def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
@@ -105,7 +107,7 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
             generator=asdict(source),
             metadata=repository.library_metadata(generated.piece, composer=None),
             tempo_bpm=generated.tempo_bpm,
-            notation=notation.midi_to_musicxml(generated.midi, *_size(generated.piece)),
+            notation=notation.midi_to_musicxml(generated.midi, **_size(generated.piece)),
         )
     loaded = load_piece_file(
         source.data,
@@ -126,7 +128,7 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
     elif source.musicxml is not None:
         score = notation.original(source.musicxml)
     else:
-        score = notation.midi_to_musicxml(loaded.midi, *_size(piece))
+        score = notation.midi_to_musicxml(loaded.midi, **_size(piece))
     return Prepared(
         piece=piece,
         midi=loaded.midi,

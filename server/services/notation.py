@@ -23,7 +23,9 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import tempfile
+import threading
 import warnings
 import xml.etree.ElementTree as ET
 import zipfile
@@ -46,6 +48,35 @@ the Maple Leaf Rag: 6 s of a worker), and a hostile upload must not hold a worke
 MAX_BEATS = 2000.0
 """Longest piece converted (quarter-note beats, about 17 minutes at 120 BPM): music21's time
 grows with the measures too (one note 100,000 beats long took over five minutes)."""
+MAX_PARTS = 64
+"""Most parts converted (a MIDI file of 5,000 one-note tracks kept music21 busy for minutes)."""
+TIME_LIMIT_S = 20.0
+"""The backstop for what the caps miss: a conversion still running then is stopped (SIGALRM in
+the worker; the Maple Leaf Rag takes 4 s)."""
+
+
+class _Expired(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    # Signals reach only a process's main thread, where a pool worker runs its tasks.
+    in_main = threading.current_thread() is threading.main_thread()
+    if not hasattr(signal, "setitimer") or not in_main:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Expired(f"the conversion took more than {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class NotationUnavailable(TuttiError):
@@ -100,7 +131,9 @@ def original(data: bytes) -> Notation:
         return Notation(None, {"error": f"the MusicXML archive cannot be read: {exc}"})
 
 
-def midi_to_musicxml(midi: bytes, note_count: int = 0, beats: float = 0.0) -> Notation:
+def midi_to_musicxml(
+    midi: bytes, *, notes: int = 0, beats: float = 0.0, parts: int = 0
+) -> Notation:
     """Convert a Standard MIDI File to MusicXML with music21, once, at import.
 
     Returns ``Notation(xml, {"source": "converted", "warnings": [...]})`` with
@@ -108,14 +141,15 @@ def midi_to_musicxml(midi: bytes, note_count: int = 0, beats: float = 0.0) -> No
     ``Notation(None, {"error": message})`` when music21 fails, and
     ``Notation(None, None)`` without music21 (not tried: a later start with
     the extra installed converts it). A piece of more than :data:`MAX_NOTES`
-    notes (``note_count``) or :data:`MAX_BEATS` beats (``beats``, to the last
-    note's end) is not tried: ``{"error"}``. CPU-heavy (about a second for a
-    chorale): call it in a worker.
+    ``notes``, :data:`MAX_BEATS` ``beats`` (to the last note's end) or
+    :data:`MAX_PARTS` ``parts`` is not tried, and one that takes longer than
+    :data:`TIME_LIMIT_S` is stopped: ``{"error"}``. CPU-heavy (half a second
+    for a chorale): call it in a worker.
     """
-    if note_count > MAX_NOTES:
-        return Notation(
-            None, {"error": f"{note_count} notes are too many to convert (at most {MAX_NOTES})"}
-        )
+    for count, cap, what in ((notes, MAX_NOTES, "notes"), (parts, MAX_PARTS, "parts")):
+        if count > cap:
+            error = f"{count} {what} are too many to convert (at most {cap})"
+            return Notation(None, {"error": error})
     if beats > MAX_BEATS:
         return Notation(
             None, {"error": f"{beats:.0f} beats are too long to convert (at most {MAX_BEATS:.0f})"}
@@ -130,7 +164,11 @@ def midi_to_musicxml(midi: bytes, note_count: int = 0, beats: float = 0.0) -> No
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(midi)
-        with warnings.catch_warnings(record=True) as recorded, contextlib.redirect_stderr(stderr):
+        with (
+            _time_limit(TIME_LIMIT_S),
+            warnings.catch_warnings(record=True) as recorded,
+            contextlib.redirect_stderr(stderr),
+        ):
             warnings.simplefilter("always")
             score = music21.converter.parse(path, format="midi", forceSource=True)
             xml = music21.musicxml.m21ToXml.GeneralObjectExporter(score).parse()
@@ -172,7 +210,9 @@ async def backfill(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
             continue
         notes = sum(int(part.get("notes") or 0) for part in parts or [])
         beats = (duration_s or 0.0) * (bpm or 120.0) / 60.0  # the first tempo's: close enough
-        notation = await process_pool.run(midi_to_musicxml, midi, notes, beats)
+        notation = await process_pool.run(
+            midi_to_musicxml, midi, notes=notes, beats=beats, parts=len(parts or [])
+        )
         if notation.state is None:
             log.info("music21 is not installed: %d piece(s) stay without notation", len(rows))
             break
