@@ -240,8 +240,13 @@ async def generate_piece(request: web.Request) -> web.Response:
     except (RoomError, GenerateError) as exc:
         raise error(400, exc.code, getattr(exc, "message", str(exc))) from None
     added = await intake.add_piece(
-        request.app[SESSIONMAKER], req, limits=_limits(request), uploaded_by=caller["sub"]
+        request.app[SESSIONMAKER],
+        req,
+        limits=_limits(request),
+        uploaded_by=caller["sub"],
+        convert=False,  # answered at once; its score follows in the background
     )
+    convert_pending(request.app)
     return json_response(added.piece, status=201)
 
 
@@ -312,12 +317,26 @@ async def backfill_on_startup(app: web.Application) -> None:
     if settings.starter_library:
         await starter.seed(app[SESSIONMAKER], PieceLimits.from_settings(settings))
     await library.backfill(app[SESSIONMAKER])
-    app[NOTATION_TASK] = asyncio.create_task(_notation_backfill(app))
+    app[NOTATION_TASK] = {}
+    convert_pending(app)
+
+
+def convert_pending(app: web.Application) -> None:
+    """Start :func:`server.services.notation.backfill` unless it is running.
+
+    A piece stored while it runs may wait for the next call (the next
+    generated piece, or the next start).
+    """
+    holder = app[NOTATION_TASK]
+    task = holder.get("task")
+    if task is None or task.done():
+        holder["task"] = asyncio.create_task(_notation_backfill(app))
 
 
 async def _notation_backfill(app: web.Application) -> None:
     try:
-        await notation.backfill(app[SESSIONMAKER])
+        while await notation.backfill(app[SESSIONMAKER]):
+            pass  # again: pieces stored meanwhile (none converted: nothing left, or no music21)
     except asyncio.CancelledError:
         raise
     except Exception:  # a failing backfill must not take the server down; the next start retries
@@ -326,7 +345,7 @@ async def _notation_backfill(app: web.Application) -> None:
 
 async def stop_backfill(app: web.Application) -> None:
     """Cancel the notation backfill (on cleanup): a piece half done is redone next time."""
-    task = app.get(NOTATION_TASK)
+    task = app.get(NOTATION_TASK, {}).get("task")
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -68,7 +68,8 @@ class Prepared:
     generator: dict[str, Any] | None
     metadata: dict[str, Any]
     tempo_bpm: float  # the tempo generated material was written at, else the file's first
-    notation: Notation
+    notation: Notation | None  # None: a MIDI file to convert (see ``size``)
+    size: dict[str, Any]  # notes, beats, parts: what the conversion caps
     attribution: str | None = None
 
 
@@ -107,7 +108,8 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
             generator=asdict(source),
             metadata=repository.library_metadata(generated.piece, composer=None),
             tempo_bpm=generated.tempo_bpm,
-            notation=notation.midi_to_musicxml(generated.midi, **_size(generated.piece)),
+            notation=None,
+            size=_size(generated.piece),
         )
     loaded = load_piece_file(
         source.data,
@@ -128,7 +130,7 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
     elif source.musicxml is not None:
         score = notation.original(source.musicxml)
     else:
-        score = notation.midi_to_musicxml(loaded.midi, **_size(piece))
+        score = None  # converted by add_piece, in the notation lane
     return Prepared(
         piece=piece,
         midi=loaded.midi,
@@ -145,6 +147,7 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
         ),
         tempo_bpm=piece.bpm,
         notation=score,
+        size=_size(piece),
         attribution=source.attribution,
     )
 
@@ -156,13 +159,19 @@ async def add_piece(
     limits: PieceLimits,
     uploaded_by: str | None,
     piece_id: str | None = None,
+    convert: bool = True,
 ) -> Added:
     """Add a file (:class:`PieceFile`) or generated material (a
     :class:`rooms.generate.Request`) to the library; returns what was stored.
 
     ``uploaded_by`` is the adding user's id (``None`` from the command line).
     ``piece_id`` is a fixed id (the starter library); a taken one fails with
-    :class:`sqlalchemy.exc.IntegrityError` and stores nothing.
+    :class:`sqlalchemy.exc.IntegrityError` and stores nothing. A MIDI file's score
+    is converted before it is stored (in the ``"notation"`` lane of
+    :mod:`~server.services.process_pool`); with ``convert`` false it is stored
+    without one (``notation`` ``"pending"``) for
+    :func:`server.services.notation.backfill` (generated material, which asks for
+    a quick answer).
     Raises :class:`rooms.piece.PieceError` for a file that cannot be loaded
     (``piece_too_large`` over ``limits``, ``musicxml_unavailable``, the MIDI
     codes), :class:`rooms.generate.GenerateError`, and
@@ -170,6 +179,12 @@ async def add_piece(
     ``uploaded_by`` names no user.
     """
     ready = await process_pool.run(prepare, source, limits)
+    score = ready.notation
+    if score is None and convert:
+        score = await process_pool.run_in(
+            "notation", notation.midi_to_musicxml, ready.midi, **ready.size
+        )
+    score = score or Notation(None, None)
     async with sessionmaker.begin() as db:
         if uploaded_by is not None and await repository.get_user(db, uploaded_by) is None:
             raise TuttiError("unknown_user", "this token's user no longer exists")
@@ -186,7 +201,7 @@ async def add_piece(
             metadata=ready.metadata,
             piece_id=piece_id,
             attribution=ready.attribution,
-            musicxml=ready.notation.musicxml,
-            notation=ready.notation.state,
+            musicxml=score.musicxml,
+            notation=score.state,
         )
         return Added(repository.piece_to_dict(row), ready.midi, ready.tempo_bpm)

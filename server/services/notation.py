@@ -4,8 +4,10 @@ A MusicXML import keeps its original (a ``.mxl`` zip is unpacked to its
 score document, see :func:`score_document`). A MIDI file is converted once,
 at import, by :func:`midi_to_musicxml` (music21: ``converter.parse`` of the
 MIDI file with its quantisation, then its MusicXML writer, which spells the
-notes and makes measures, beams and ties), in the worker process of the
-import (:mod:`server.services.process_pool`). music21 is the optional
+notes and makes measures, beams and ties), in the ``"notation"`` lane of
+:mod:`server.services.process_pool` (a worker of its own: conversions take
+seconds and must not hold up piece loads). Generated material is stored
+without a score and converted by :func:`backfill` right after. music21 is the optional
 ``musicxml`` extra: without it the piece is stored with notation NULL (to
 convert later); a conversion that fails is stored as ``{"error"}`` and the
 piece still plays. Either way ``GET /api/pieces/{id}/musicxml`` answers
@@ -210,8 +212,8 @@ async def backfill(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
             continue
         notes = sum(int(part.get("notes") or 0) for part in parts or [])
         beats = (duration_s or 0.0) * (bpm or 120.0) / 60.0  # the first tempo's: close enough
-        notation = await process_pool.run(
-            midi_to_musicxml, midi, notes=notes, beats=beats, parts=len(parts or [])
+        notation = await process_pool.run_in(
+            "notation", midi_to_musicxml, midi, notes=notes, beats=beats, parts=len(parts or [])
         )
         if notation.state is None:
             log.info("music21 is not installed: %d piece(s) stay without notation", len(rows))

@@ -153,3 +153,29 @@ async def test_pieces_stored_without_notation_are_converted_at_start(tmp_path):
         assert len(score.parts) == 4
     finally:
         again.stop()
+
+
+async def test_generated_material_gets_its_score_right_after(server):
+    client = await connected(server.url, "sight-reader")
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                server.url + "/api/pieces/generate",
+                json={"kind": "phrase", "difficulty": 3, "parts": 2, "measures": 8, "seed": 5},
+                headers={"Authorization": f"Bearer {client.token}"},
+            ) as resp,
+        ):
+            piece = await resp.json()
+            assert resp.status == 201, piece
+    finally:
+        await client.disconnect()
+    assert piece["notation"] in ("pending", "available")  # answered before the conversion
+    url = f"{server.url}/api/pieces/{piece['id']}/musicxml"
+    for _ in range(600):
+        status, _, body = await get(url)
+        if status == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert status == 200
+    assert len(music21.converter.parseData(body, format="musicxml").parts) == 2
