@@ -21,6 +21,7 @@ STATUS: dict[str, int] = {
     "not_found": 404,
     "unknown_piece": 404,
     "unknown_instrument": 404,
+    "notation_unavailable": 404,  # the piece plays, but has no score (server.services.notation)
     # it conflicts with what is there
     "already_exists": 409,
     "already_ended": 409,

@@ -254,6 +254,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_startup.append(on_startup)
     app.on_startup.append(pieces_api.backfill_on_startup)  # after the migrations
     app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(pieces_api.stop_backfill)  # before on_cleanup disposes the engine
     app.on_cleanup.append(on_cleanup)
     return app
 

@@ -33,3 +33,5 @@ INVITES: web.AppKey[RoomService] = web.AppKey("invites")
 PROGRESS_REFRESHER: web.AppKey[ProgressRefresher] = web.AppKey("progress_refresher")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 PURGE_TASK: web.AppKey[asyncio.Task] = web.AppKey("purge_task")
+NOTATION_TASK: web.AppKey[dict[str, asyncio.Task]] = web.AppKey("notation_task")
+"""``{"task": the running notation backfill}`` (a holder: requests start new ones)."""

@@ -112,7 +112,8 @@ class Settings:
     )
     content_security_policy: str = field(
         default=(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+            "img-src 'self' data:; "
             "connect-src 'self'; media-src 'self' blob:; worker-src 'self'; "
             "manifest-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
             "frame-ancestors 'none'"
@@ -176,6 +177,11 @@ class Settings:
     )
     purge_interval_s: float = field(
         default=3600.0, metadata={"help": "how often the server runs the purge job, s"}
+    )
+    # -- the library (server/services/starter.py) ----------------------------------------
+    starter_library: bool = field(
+        default=True,
+        metadata={"help": "add the bundled public-domain pieces to an empty library"},
     )
 
     def resolved_database_url(self) -> str:
@@ -270,6 +276,14 @@ def add_arguments(parser: argparse.ArgumentParser, names: list[str] | None = Non
             help=f"{f.metadata.get('help', '')} (env {env}, default {f.default!r})",
             **extra,
         )
+        if f.default is True:  # a setting that is on by default: --no-FLAG turns it off
+            parser.add_argument(
+                "--no-" + flag[2:],
+                dest=f.name,
+                action="store_const",
+                const=False,
+                help=f"turn {flag} off",
+            )
 
 
 def settings_from(args: argparse.Namespace | None = None, **overrides) -> Settings:

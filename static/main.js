@@ -11,6 +11,7 @@ import { initLogbook, logbook, syncNow } from "./logbook.js";
 import { applyPresenceDiff, canonicalPresence, presenceMetas } from "./presence.js";
 import { clearRoom, initRoom, leaveRoom } from "./room.js";
 import { initResults } from "./results.js";
+import { initNotation, score } from "./notation.js";
 import { initRoll, roll } from "./roll.js";
 import {
   adopt, isAccount, loadAccount, loadGuest, loginTokenFromHash, logOut, onStorage, pendingLoginLink,
@@ -153,12 +154,13 @@ function boot() {
   initAudio();
   initInput();
   initRoll();
+  initNotation();
   initRoom();
   initResults();
   initLobby();
   initLogbook();
   // For tests and the curious: the state and the modules' live objects.
-  window.Tutti = { state: S, playout, roll, logbook, syncNow };
+  window.Tutti = { state: S, playout, roll, score, logbook, syncNow };
   resume();
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch((err) => console.warn("no service worker", err));

@@ -21,6 +21,7 @@ const ASSETS = [
   "/static/room.js",
   "/static/input.js",
   "/static/roll.js",
+  "/static/notation.js",
   "/static/audio.js",
   "/static/results.js",
   "/static/logbook.js",

@@ -42,14 +42,16 @@ async def play_session(
     styles: dict[str, Style],
     tempo_bpm: float,
     title: str,
+    piece_id: str | None = None,
 ) -> tuple[dict, dict[str, TuttiClient], dict[str, Mistakes], TuttiClient, Piece]:
-    """Upload ``midi``, open a room, let one client per part in ``styles`` play it.
+    """Upload ``midi`` (or, with ``piece_id``, take that piece of the library, whose
+    file ``midi`` is), open a room, let one client per part in ``styles`` play it.
 
     Returns ``(room:finished payload, clients by part, injected mistakes by part,
     the spectating host, the piece)``.
     """
     host = await connected(url, "host")
-    info = await upload_piece(host, midi, title=title)
+    info = {"id": piece_id} if piece_id else await upload_piece(host, midi, title=title)
     piece = load_midi(midi, title=title)
     room = (
         await host.call(

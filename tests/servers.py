@@ -64,10 +64,17 @@ TEST_SECRET = "tutti-test-secret-" + "k" * 32
 """The secret key test servers sign tokens with (production refuses to start without one)."""
 
 
-def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+def start_server(
+    data_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    starter_library: bool = False,
+) -> ServerProcess:
     """Start ``tutti serve`` on a free port and wait until ``/api/health`` answers.
 
     The server gets :data:`TEST_SECRET` unless ``extra`` has its own ``--secret-key``.
+    It starts with an empty library (``--no-starter-library``) unless
+    ``starter_library`` is true: most tests count the pieces they add.
     """
     port = free_port()
     secret = TEST_SECRET
@@ -96,6 +103,8 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
         # A dropped member leaves at once, as most tests expect; the grace period's own
         # tests (tests/e2e/test_reconnect_grace.py) set it.
         args += ["--reconnect-grace-s", "0"]
+    if not starter_library:
+        args.append("--no-starter-library")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUTTI_")}
     full_env.update(env or {})
     with open(log, "wb") as out:

@@ -130,6 +130,10 @@ async def add_piece(
     style_period: str | None = None,
     generator: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
+    piece_id: str | None = None,
+    attribution: str | None = None,
+    musicxml: bytes | None = None,
+    notation: dict[str, Any] | None = None,
 ) -> SheetMusic:
     """Add a piece and flush it; returns the row.
 
@@ -142,7 +146,10 @@ async def add_piece(
     and style period from :func:`library_metadata` (``instrument`` and
     ``style_period`` override what it infers); ``generator`` is the request of
     a ``generated`` piece. ``metadata`` is :func:`library_metadata` computed
-    beforehand (e.g. off the event loop), used as given.
+    beforehand (e.g. off the event loop), used as given. ``piece_id`` is a
+    fixed id (a bundled piece; else a new one); ``attribution``, ``musicxml``
+    (the score) and ``notation`` (how it was made) fill the columns of the
+    same names (see :class:`~server.db.models.SheetMusic`).
     Raises ``ValueError`` for an unknown ``source_type`` (see
     :data:`server.db.models.SOURCE_TYPES`); an unknown ``uploaded_by`` fails
     at flush with :class:`sqlalchemy.exc.IntegrityError`.
@@ -150,7 +157,7 @@ async def add_piece(
     if source_type not in SOURCE_TYPES:
         raise ValueError(f"source_type must be one of {SOURCE_TYPES}, got {source_type!r}")
     row = SheetMusic(
-        id=new_id(),
+        id=piece_id or new_id(),
         title=(title or piece.title or "Untitled").strip() or "Untitled",
         composer=composer,
         parts=_parts_json(piece),
@@ -163,6 +170,10 @@ async def add_piece(
         midi_data=bytes(midi_data),
         uploaded_by=uploaded_by,
         generator=generator,
+        attribution=attribution,
+        musicxml_data=musicxml,
+        # Left unset when None: the JSON type would store a JSON null, not SQL NULL.
+        **({"notation": notation} if notation is not None else {}),
         **(
             metadata
             or library_metadata(
@@ -212,7 +223,10 @@ def piece_to_dict(row: SheetMusic) -> dict[str, Any]:
     ``duration_seconds``, ``difficulty``, ``source_type``, ``split_pitch``,
     ``ticks_per_beat``, ``time_signature``, ``created_at`` (ISO 8601),
     ``key`` (``"F# minor"`` or ``None``), ``instrument``, ``style_period``,
-    ``grade`` (1–8), ``generator`` (``None`` unless generated). The full
+    ``grade`` (1–8), ``generator`` (``None`` unless generated),
+    ``attribution`` (``None`` unless bundled), ``notation``: ``"available"``
+    (``GET /api/pieces/{id}/musicxml`` answers the score), ``"unavailable"``
+    (its conversion failed) or ``"pending"`` (not converted yet). The full
     analysis is at ``GET /api/pieces/{id}/analysis``.
     """
     return {
@@ -233,7 +247,16 @@ def piece_to_dict(row: SheetMusic) -> dict[str, Any]:
         "style_period": row.style_period,
         "grade": row.grade,
         "generator": row.generator,
+        "attribution": row.attribution,
+        "notation": notation_state(row.notation),
     }
+
+
+def notation_state(notation: dict[str, Any] | None) -> str:
+    """``"available"``, ``"unavailable"`` or ``"pending"`` for a ``notation`` column value."""
+    if notation is None:
+        return "pending"
+    return "unavailable" if "error" in notation else "available"
 
 
 # --------------------------------------------------------------------------- sessions

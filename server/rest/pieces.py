@@ -24,6 +24,10 @@ route                                     does
                                           ``room.tempo_bpm`` scales them by ``tempo_bpm /
                                           room.tempo_bpm``), what the piano roll draws
 ``GET /api/pieces/{id}/analysis``         difficulty features, key and chords per beat
+``GET /api/pieces/{id}/musicxml``         its score, MusicXML
+                                          (``application/vnd.recordare.musicxml+xml``);
+                                          ``404 notation_unavailable`` when it has none
+                                          (:mod:`server.services.notation`)
 ========================================  ===============================================
 
 Adding a piece (upload, generate) goes through
@@ -42,6 +46,9 @@ Unknown ids are ``404 unknown_piece``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -55,18 +62,19 @@ from rooms.catalogue import STYLE_PERIODS
 from rooms.errors import RoomError
 from rooms.generate import KEY_PATTERN, GenerateError, Request
 from rooms.recommend import recommend, user_level
-from server.appkeys import MANAGER, SESSIONMAKER, SETTINGS
+from server.appkeys import MANAGER, NOTATION_TASK, SESSIONMAKER, SETTINGS
 from server.db import repository
 from server.db.models import SheetMusic
 from server.rest.apidoc import MIDI, Op, Out, Query, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response, read_limited
 from server.rest.common import json_body as _json_body
-from server.services import intake, library
+from server.services import intake, library, notation, starter
 from server.services.pieces import PieceLimits
 from server.services.schemas import _Strict, parse
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -232,8 +240,13 @@ async def generate_piece(request: web.Request) -> web.Response:
     except (RoomError, GenerateError) as exc:
         raise error(400, exc.code, getattr(exc, "message", str(exc))) from None
     added = await intake.add_piece(
-        request.app[SESSIONMAKER], req, limits=_limits(request), uploaded_by=caller["sub"]
+        request.app[SESSIONMAKER],
+        req,
+        limits=_limits(request),
+        uploaded_by=caller["sub"],
+        convert=False,  # answered at once; its score follows in the background
     )
+    convert_pending(request.app)
     return json_response(added.piece, status=201)
 
 
@@ -281,12 +294,62 @@ async def piece_analysis(request: web.Request) -> web.Response:
     return json_response({"id": piece_id, **(found[0] or {})})
 
 
-async def backfill_on_startup(app: web.Application) -> None:
-    """Analyse pieces stored before the analysis existed.
+@routes.get("/api/pieces/{piece_id}/musicxml")
+async def piece_musicxml(request: web.Request) -> web.Response:
+    """The piece's score (:func:`server.services.notation.musicxml`)."""
+    piece_id = request.match_info["piece_id"]
+    async with request.app[SESSIONMAKER]() as db:
+        data = await notation.musicxml(db, piece_id)
+    if data is None:
+        raise error(404, "unknown_piece", f"no piece with id {piece_id!r}")
+    return web.Response(body=data, content_type=notation.MEDIA_TYPE)  # XML names its encoding
 
-    See :func:`server.services.library.backfill`.
+
+async def backfill_on_startup(app: web.Application) -> None:
+    """Add the starter library to an empty library (unless ``starter_library`` is off),
+    analyse pieces stored before the analysis existed, and start converting the
+    pieces stored without notation in the background.
+
+    See :func:`server.services.starter.seed`, :func:`server.services.library.backfill`,
+    :func:`server.services.notation.backfill`.
     """
+    settings = app[SETTINGS]
+    if settings.starter_library:
+        await starter.seed(app[SESSIONMAKER], PieceLimits.from_settings(settings))
     await library.backfill(app[SESSIONMAKER])
+    app[NOTATION_TASK] = {}
+    convert_pending(app)
+
+
+def convert_pending(app: web.Application) -> None:
+    """Start :func:`server.services.notation.backfill` unless it is running.
+
+    A piece stored while it runs may wait for the next call (the next
+    generated piece, or the next start).
+    """
+    holder = app[NOTATION_TASK]
+    task = holder.get("task")
+    if task is None or task.done():
+        holder["task"] = asyncio.create_task(_notation_backfill(app))
+
+
+async def _notation_backfill(app: web.Application) -> None:
+    try:
+        while await notation.backfill(app[SESSIONMAKER]):
+            pass  # again: pieces stored meanwhile (none converted: nothing left, or no music21)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a failing backfill must not take the server down; the next start retries
+        log.exception("the notation backfill failed")
+
+
+async def stop_backfill(app: web.Application) -> None:
+    """Cancel the notation backfill (on cleanup): a piece half done is redone next time."""
+    task = app.get(NOTATION_TASK, {}).get("task")
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 # --------------------------------------------------------------------------- the document
@@ -305,6 +368,8 @@ class PieceOut(Out):
     ticks_per_beat: int | None
     time_signature: Any
     created_at: str | None
+    attribution: str | None = None
+    notation: Literal["available", "unavailable", "pending"] | None = None
 
 
 class PieceListOut(Out):
@@ -353,5 +418,7 @@ OPERATIONS = [
        auth=False, response_type="audio/midi"),
     Op("GET", "/api/pieces/{piece_id}/notes", "A piece's notes per part (seconds)", "pieces",
        PieceNotesOut, auth=False),
+    Op("GET", "/api/pieces/{piece_id}/musicxml", "A piece's score (MusicXML)", "pieces",
+       {"type": "string"}, auth=False, response_type=notation.MEDIA_TYPE),
 ]  # fmt: skip
 """The document's operations of this module (:mod:`server.rest.apidoc`)."""

@@ -4,8 +4,9 @@ generated material (``POST /api/pieces/generate``, ``tutti pieces generate``) an
 
 :func:`add_piece` parses the file (MIDI, or MusicXML converted to MIDI) or
 generates the material, holds it to the :class:`~server.services.pieces.PieceLimits`,
-analyses it (:func:`server.db.repository.library_metadata`) — all of that in a
-worker process (:mod:`server.services.process_pool`), off the event loop — and
+analyses it (:func:`server.db.repository.library_metadata`), makes its score
+(:mod:`server.services.notation`: a MusicXML file's own, a MIDI file converted)
+— all of that in a worker process (:mod:`server.services.process_pool`), off the event loop — and
 stores it. Nothing is stored when it raises.
 """
 
@@ -20,7 +21,8 @@ from rooms.errors import TuttiError
 from rooms.generate import Request, generate
 from rooms.piece import Piece
 from server.db import repository
-from server.services import process_pool
+from server.services import notation, process_pool
+from server.services.notation import Notation
 from server.services.pieces import PieceLimits, load_piece_file
 
 
@@ -35,6 +37,9 @@ class PieceFile:
     ``style_period`` override what the analysis infers. ``source_type``:
     ``None`` for an upload (``midi_upload`` or ``musicxml_upload`` by format),
     else one of :data:`server.db.models.SOURCE_TYPES` (``cli_import``).
+    ``musicxml`` is the score of a MIDI file, when the sender has one (MusicXML,
+    plain or ``.mxl``: the starter library); without it a MIDI file is converted.
+    ``attribution`` names where a bundled piece comes from.
     """
 
     data: bytes
@@ -46,6 +51,8 @@ class PieceFile:
     style_period: str | None = None
     fallback_title: str | None = None
     source_type: str | None = None
+    musicxml: bytes | None = None
+    attribution: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,9 @@ class Prepared:
     generator: dict[str, Any] | None
     metadata: dict[str, Any]
     tempo_bpm: float  # the tempo generated material was written at, else the file's first
+    notation: Notation | None  # None: a MIDI file to convert (see ``size``)
+    size: dict[str, Any]  # notes, beats, parts: what the conversion caps
+    attribution: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,15 @@ class Added:
     piece: dict[str, Any]
     midi: bytes
     tempo_bpm: float
+
+
+def _size(piece: Piece) -> dict[str, Any]:
+    """Notes, beats to the last note's end, parts: what :func:`notation.midi_to_musicxml` caps."""
+    return {
+        "notes": sum(len(part.notes) for part in piece.parts),
+        "beats": max((n.offset_beat for part in piece.parts for n in part.notes), default=0.0),
+        "parts": len(piece.parts),
+    }
 
 
 def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
@@ -89,6 +108,8 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
             generator=asdict(source),
             metadata=repository.library_metadata(generated.piece, composer=None),
             tempo_bpm=generated.tempo_bpm,
+            notation=None,
+            size=_size(generated.piece),
         )
     loaded = load_piece_file(
         source.data,
@@ -104,6 +125,12 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
         source_type = source.source_type
     else:
         source_type = "musicxml_upload" if loaded.format == "musicxml" else "midi_upload"
+    if loaded.format == "musicxml":
+        score = notation.original(source.data)
+    elif source.musicxml is not None:
+        score = notation.original(source.musicxml)
+    else:
+        score = None  # converted by add_piece, in the notation lane
     return Prepared(
         piece=piece,
         midi=loaded.midi,
@@ -119,6 +146,9 @@ def prepare(source: PieceFile | Request, limits: PieceLimits) -> Prepared:
             style_period=source.style_period,
         ),
         tempo_bpm=piece.bpm,
+        notation=score,
+        size=_size(piece),
+        attribution=source.attribution,
     )
 
 
@@ -128,11 +158,20 @@ async def add_piece(
     *,
     limits: PieceLimits,
     uploaded_by: str | None,
+    piece_id: str | None = None,
+    convert: bool = True,
 ) -> Added:
     """Add a file (:class:`PieceFile`) or generated material (a
     :class:`rooms.generate.Request`) to the library; returns what was stored.
 
     ``uploaded_by`` is the adding user's id (``None`` from the command line).
+    ``piece_id`` is a fixed id (the starter library); a taken one fails with
+    :class:`sqlalchemy.exc.IntegrityError` and stores nothing. A MIDI file's score
+    is converted before it is stored (in the ``"notation"`` lane of
+    :mod:`~server.services.process_pool`); with ``convert`` false it is stored
+    without one (``notation`` ``"pending"``) for
+    :func:`server.services.notation.backfill` (generated material, which asks for
+    a quick answer).
     Raises :class:`rooms.piece.PieceError` for a file that cannot be loaded
     (``piece_too_large`` over ``limits``, ``musicxml_unavailable``, the MIDI
     codes), :class:`rooms.generate.GenerateError`, and
@@ -140,6 +179,12 @@ async def add_piece(
     ``uploaded_by`` names no user.
     """
     ready = await process_pool.run(prepare, source, limits)
+    score = ready.notation
+    if score is None and convert:
+        score = await process_pool.run_in(
+            "notation", notation.midi_to_musicxml, ready.midi, **ready.size
+        )
+    score = score or Notation(None, None)
     async with sessionmaker.begin() as db:
         if uploaded_by is not None and await repository.get_user(db, uploaded_by) is None:
             raise TuttiError("unknown_user", "this token's user no longer exists")
@@ -154,5 +199,9 @@ async def add_piece(
             uploaded_by=uploaded_by,
             generator=ready.generator,
             metadata=ready.metadata,
+            piece_id=piece_id,
+            attribution=ready.attribution,
+            musicxml=score.musicxml,
+            notation=score.state,
         )
         return Added(repository.piece_to_dict(row), ready.midi, ready.tempo_bpm)

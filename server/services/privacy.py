@@ -82,7 +82,7 @@ def row_dict(row: Any, *, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     for column in row.__table__.columns:
         if column.name in SECRET_COLUMNS or column.name in skip:
             continue
-        if column.name == "midi_data":
+        if column.name in ("midi_data", "musicxml_data"):  # files, not metadata
             continue
         out[column.name] = _jsonable(getattr(row, column.key))
     return out

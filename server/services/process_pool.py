@@ -14,6 +14,11 @@ Spawned workers import the main module again unless it is a package's
 the server from a script of its own must guard it with
 ``if __name__ == "__main__":``, as :mod:`multiprocessing` requires.
 The first call pays for starting a worker (about 0.5 s of CPU, in the worker).
+
+Two lanes, each a pool of its own: ``"pieces"`` (:func:`run`: decoding,
+analysis, notes; up to two workers) and ``"notation"`` (:func:`run_in`: the
+MIDI → MusicXML conversions, seconds each; one worker), so conversions never
+queue ahead of a room's piece load or an upload's analysis.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from rooms.errors import TuttiError
 
 T = TypeVar("T")
 MAX_WORKERS = max(1, min(2, os.cpu_count() or 1))
+LANES = {"pieces": MAX_WORKERS, "notation": 1}
+"""Workers per lane."""
 
 _lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
+_pools: dict[str, ProcessPoolExecutor] = {}
 
 
 def _start_worker(parent: int) -> None:
@@ -52,24 +59,23 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def _executor() -> ProcessPoolExecutor:
-    global _pool
+def _executor(lane: str) -> ProcessPoolExecutor:
     with _lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(
-                MAX_WORKERS,
+        pool = _pools.get(lane)
+        if pool is None:
+            pool = _pools[lane] = ProcessPoolExecutor(
+                LANES[lane],
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
-        return _pool
+        return pool
 
 
-def _discard(pool: ProcessPoolExecutor) -> None:
-    global _pool
+def _discard(lane: str, pool: ProcessPoolExecutor) -> None:
     with _lock:
-        if _pool is pool:
-            _pool = None
+        if _pools.get(lane) is pool:
+            del _pools[lane]
     pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -85,7 +91,13 @@ def _call(fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
 
 
 async def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` in a worker process; its result or its exception.
+    """``fn(*args, **kwargs)`` in a worker process of the ``"pieces"`` lane (:func:`run_in`)."""
+    return await run_in("pieces", fn, *args, **kwargs)
+
+
+async def run_in(lane: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a worker process of ``lane`` (one of :data:`LANES`);
+    its result or its exception.
 
     ``fn`` must be a module-level function and its arguments and result
     picklable. A :class:`rooms.errors.TuttiError` comes back as raised;
@@ -93,10 +105,10 @@ async def run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     :class:`concurrent.futures.process.BrokenProcessPool` (the next call gets
     a new pool).
     """
-    pool = _executor()
+    pool = _executor(lane)
     loop = asyncio.get_running_loop()
     try:
         return await loop.run_in_executor(pool, functools.partial(_call, fn, args, kwargs))
     except BrokenProcessPool:
-        _discard(pool)
+        _discard(lane, pool)
         raise

@@ -25,7 +25,14 @@ NAMING_CONVENTION = {
 ID_LENGTH = 64
 """Room for uuid4 hex (32) and any other opaque id up to 64 characters."""
 
-SOURCE_TYPES = ("midi_upload", "cli_import", "demo", "generated", "musicxml_upload")
+SOURCE_TYPES = (
+    "midi_upload",
+    "cli_import",
+    "demo",
+    "generated",
+    "musicxml_upload",
+    "public_domain",  # the starter library bundled with the server (server/music/starter)
+)
 SESSION_MODES = ("duet", "ensemble", "free")
 ACTIVITY_ENSEMBLE = "ensemble_reading"
 ACTIVITY_REPERTOIRE = "repertoire"

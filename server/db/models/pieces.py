@@ -48,6 +48,12 @@ class SheetMusic(Base):
     composer), ``grade`` 1–8 (from the difficulty), ``generator`` the request
     of a ``generated`` piece (``{"kind", "difficulty", "key", "parts",
     "measures", "seed"}``).
+
+    Notation (``0006``, see :mod:`server.services.notation`): ``musicxml_data``
+    the score as uncompressed MusicXML (deferred), ``notation`` how it was made
+    (``{"source": "original" | "converted", "warnings": [str]}``) or why not
+    (``{"error": str}``), NULL when not tried yet; ``attribution`` the source of
+    a bundled (``public_domain``) piece.
     """
 
     __tablename__ = "sheet_music"
@@ -75,6 +81,9 @@ class SheetMusic(Base):
     style_period: Mapped[str | None] = mapped_column(String(32), index=True)
     grade: Mapped[int | None] = mapped_column(Integer)
     generator: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attribution: Mapped[str | None] = mapped_column(String(500))
+    musicxml_data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    notation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     def __repr__(self) -> str:
         return f"SheetMusic(id={self.id!r}, title={self.title!r})"
