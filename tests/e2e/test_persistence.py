@@ -40,7 +40,7 @@ from server.db.models import (
     User,
 )
 
-HEAD = "0005_privacy_limits"  # the newest migration
+HEAD = "0006_notation_starter"  # the newest migration
 
 START_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 
