@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from rooms.performance import Mistakes
 from rooms.piece import Piece, load_midi
 from server.clients.bot import Style, play_part
-from server.clients.room_client import TuttiClient
+from server.clients.room_client import TuttiClient, TuttiError
 
 
 async def upload_piece(client: TuttiClient, midi: bytes, **params: str) -> dict:
@@ -25,6 +26,15 @@ async def upload_piece(client: TuttiClient, midi: bytes, **params: str) -> dict:
         body = await resp.json()
         assert resp.status == 201, body
         return body
+
+
+async def expect_error(client: TuttiClient, event: str, data, code: str) -> str:
+    """``client``'s ``event`` is refused with ``code`` and a message; returns the message."""
+    with pytest.raises(TuttiError) as info:
+        await client.call(event, data)
+    assert info.value.code == code, info.value
+    assert info.value.message
+    return info.value.message
 
 
 async def connected(url: str, name: str) -> TuttiClient:

@@ -40,7 +40,8 @@ from typing import Any
 
 from rooms.performance import humanize, issue_plans, tempo_plan
 from rooms.piece import Piece, load_midi
-from server.clients.room_client import TuttiClient, local_ms
+from server.clients.bot import send_group
+from server.clients.room_client import TuttiClient
 
 ROOT = Path(__file__).resolve().parents[2]
 CHORALE = ROOT / "server" / "music" / "bwv66.6.mid"
@@ -54,16 +55,7 @@ async def play_plan(
     ``notes`` message sent when due, stamped with its planned time."""
     events = humanize(piece.part(part).notes, **plan)
     for _, group in groupby(events, key=lambda e: round(e.t_ms, 1)):
-        batch = list(group)
-        due = start_at + batch[0].t_ms
-        delay = (client.clock.to_client(due) - local_ms()) / 1000.0
-        if delay > 0:
-            await asyncio.sleep(delay)
-        notes = [
-            {"type": e.type, "pitch": e.pitch, "velocity": e.velocity, "t": start_at + e.t_ms}
-            for e in batch
-        ]
-        await client.call("notes", {"room_id": room_id, "events": notes})
+        await send_group(client, room_id, list(group), start_at=start_at)
 
 
 async def partner_room(

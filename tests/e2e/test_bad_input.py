@@ -15,7 +15,7 @@ import socketio
 
 from server.clients.room_client import TuttiClient, TuttiError
 from tests.music import chorale_midi
-from tests.play import connected, upload_piece
+from tests.play import connected, expect_error, upload_piece
 
 
 class Bystanders:
@@ -63,14 +63,6 @@ class Bystanders:
         )
         for client in (self.player, self.listener):
             await client.disconnect()
-
-
-async def expect_error(client: TuttiClient, event: str, data, code: str) -> str:
-    with pytest.raises(TuttiError) as info:
-        await client.call(event, data)
-    assert info.value.code == code, info.value
-    assert info.value.message
-    return info.value.message
 
 
 def note(room_id: str, t: float, **overrides) -> dict:

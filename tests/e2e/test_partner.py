@@ -18,18 +18,10 @@ import pytest
 from loadtests.bench.partner import CHORALE, figures, heard_from, partner_room
 from rooms.performance import issue_plans
 from rooms.piece import load_midi
-from server.clients.room_client import TuttiClient, TuttiError
-from tests.play import connected, upload_piece
+from server.clients.room_client import TuttiClient
+from tests.play import connected, expect_error, upload_piece
 
 pytestmark = pytest.mark.realtime
-
-
-async def expect_error(client: TuttiClient, event: str, data, code: str) -> str:
-    with pytest.raises(TuttiError) as info:
-        await client.call(event, data)
-    assert info.value.code == code, info.value
-    assert info.value.message
-    return info.value.message
 
 
 async def duet(url: str, host: TuttiClient) -> tuple[str, str]:
