@@ -60,6 +60,9 @@ class RoomSettings:
     now. ``max_drift_ratio``: a player predicted to end later than
     ``grid_end * max_drift_ratio`` does not hold the room open longer.
     ``max_spectators``: spectators in one room (:func:`rooms.admission.admit`).
+    ``max_note_events``: note events (on and off) one room accepts in all
+    (``note_limit`` past it); it bounds the room's note log, which is kept for
+    the room's whole life (:mod:`server.realtime.recovery`).
     """
 
     start_delay_ms: float = 1000.0
@@ -67,6 +70,7 @@ class RoomSettings:
     max_note_skew_ms: float = 5000.0
     max_drift_ratio: float = 1.5
     max_spectators: int = 1000
+    max_note_events: int = 200_000
     scoring: ScoringSettings = field(default_factory=ScoringSettings)
 
 
@@ -548,7 +552,7 @@ class Room:
         changes nothing. Raises ``RoomError`` with code ``not_in_room``,
         ``spectator_cannot_play``, ``not_started``, ``room_finished`` or
         ``note_time_out_of_range`` (a timestamp more than ``max_note_skew_ms``
-        from ``now_ms``).
+        from ``now_ms``) or ``note_limit`` (past ``max_note_events``).
         """
         member = self.members.get(user_id)
         if member is None:
@@ -559,6 +563,11 @@ class Room:
             raise RoomError("room_finished", "this room has finished")
         if self.start_at_ms is None:
             raise RoomError("not_started", "the room has not started yet")
+        if self.seq + len(events) > self.settings.max_note_events:
+            raise RoomError(
+                "note_limit",
+                f"this room has taken its {self.settings.max_note_events} note events",
+            )
         skew = self.settings.max_note_skew_ms
         for event in events:
             if abs(event.t_ms - now_ms) > skew:
@@ -758,6 +767,43 @@ class Room:
             self.recording.add(event)
             replayed += 1
         return replayed
+
+    def rebuild(self, user_id: str, log: Sequence[RecordedEvent]) -> int:
+        """Score a player again from the room's note log (``log``: any events; the
+        player's are taken) merged with this replica's, in ``seq`` order.
+
+        How a process that takes a room over from one that died gets the
+        player's exact counts: a fresh scorer is fed every known note event
+        of the player, so the result is the one of scoring them in one go.
+        Returns how many events were new to this replica (0: nothing changed).
+        """
+        player = self._players.get(user_id)
+        if player is None or self.start_at_ms is None:
+            return 0
+        own = [e for e in self.recording.events if e.user_id == user_id]
+        known = {e.seq for e in own}
+        new: dict[int, RecordedEvent] = {}
+        for e in log:
+            if e.user_id == user_id and e.seq not in known:
+                new[e.seq] = e
+        if not new:
+            return 0
+        listener = player.scorer.on_match if player.scorer is not None else None
+        player.scorer = self._scorer(player.part)
+        player.notes_played = 0
+        for event in sorted([*own, *new.values()], key=lambda e: e.seq):
+            if player.scorer is not None:
+                if event.type == "on":
+                    player.scorer.note_on(event.pitch, event.t_ms - self.start_at_ms)
+                else:
+                    player.scorer.note_off(event.pitch, event.t_ms - self.start_at_ms)
+            elif event.type == "on":
+                player.notes_played += 1
+        if player.scorer is not None:
+            player.scorer.on_match = listener
+        for event in sorted(new.values(), key=lambda e: e.seq):
+            self.recording.add(event)
+        return len(new)
 
     def snapshot(self) -> dict[str, Any]:
         """The shared part of the room (no scorers, no notes) as JSON-ready data."""

@@ -169,6 +169,35 @@ class ClusteredRoomService(RoomService):
                 for partial in await self.directory.handed_off(room.room_id):
                     if partial["user_id"] == member.user_id:
                         room.absorb(PlayerPartial.from_dict(partial))
+            # Back after this player's process died (SIGKILL): the room's note log has
+            # every note it had accepted.
+            await self._rebuild(room, [member.user_id])
+
+    async def _rebuild(self, room: Room, user_ids: list[str], than: dict[str, int] | None = None):
+        """Rebuild the scorers of ``user_ids`` from the room's note log where it holds
+        notes of theirs this replica lacks (and more than ``than[user]`` events)."""
+        streams = self.broadcast.streams
+        if not hasattr(streams, "notes"):
+            return
+        try:
+            log_events = await streams.notes(room.room_id)
+        except REDIS_ERRORS as exc:
+            log.warning("room %s: note log unreadable (%s)", room.room_id, exc)
+            return
+        counts: dict[str, int] = {}
+        for event in log_events:
+            counts[event.user_id] = counts.get(event.user_id, 0) + 1
+        for user_id in user_ids:
+            if counts.get(user_id, 0) <= (than or {}).get(user_id, -1):
+                continue
+            replayed = room.rebuild(user_id, log_events)
+            if replayed:
+                log.info(
+                    "room %s: %d note events of %s replayed from the note log",
+                    room.room_id,
+                    replayed,
+                    user_id,
+                )
 
     def _holds_seat(self, room: Room, user_id: str) -> bool:
         # False when the user has joined again on another process meanwhile.
@@ -267,13 +296,21 @@ class ClusteredRoomService(RoomService):
         except REDIS_ERRORS as exc:
             log.warning("room %s: Redis unavailable (%s); finished here", room_id, exc)
             return []
-        return [PlayerPartial.from_dict(p) for p in remote]
+        partials = [PlayerPartial.from_dict(p) for p in remote]
+        # A player whose process died without handing in partials: the note log has
+        # what it had accepted (the replica scores it when the log has more events).
+        best: dict[str, int] = {}
+        for partial in partials:
+            best[partial.user_id] = max(best.get(partial.user_id, 0), len(partial.events))
+        await self._rebuild(room, [p[0] for p in room.snapshot()["players"]], best)
+        return partials
 
     async def _announce_finished(self, room: Room, payload: dict[str, Any]) -> None:
         try:
             payload = await self.broadcast.logged(room.room_id, "room:finished", payload)
             await self.directory.set_finished(room.room_id, payload)
             await self.directory.publish(room.room_id, "finished", p=payload)
+            await self.broadcast.streams.forget_notes(room.room_id)
         except REDIS_ERRORS as exc:  # saved; only telling the others failed
             log.warning("room %s: Redis unavailable (%s); finished here", room.room_id, exc)
         await self._deliver_finished(room, payload)

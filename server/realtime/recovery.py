@@ -20,6 +20,17 @@ appends atomically, and appends made at the same time share one round trip
 (:class:`server.realtime.redis_batch.ScriptBatcher`). :class:`LocalStreams` (one
 process): an in-process bounded deque per room (payloads kept as JSON
 bytes) with the same semantics.
+
+The room's note log (several processes only): every ``note``/``notes`` entry
+is also pushed, in the same script, onto ``tutti:room:{id}:notes`` (a list of
+the same JSON data), which is never trimmed and expires only with the room
+(``NOTE_LOG_TTL_S`` after the last note; ``window_s`` after the room is
+saved). Its length is bounded by the room's note limit
+(``rooms.room.RoomSettings.max_note_events``). The recovery stream itself
+stays bounded (``max_events``, ``window_s``): it also carries every
+``score:update`` (4 a second per player), so a bound by notes cannot hold
+for it. A process that takes a room over (:class:`server.realtime.clustered.ClusteredRoomService`)
+rebuilds each player's scorer from the note log (:meth:`RedisStreams.notes`).
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from typing import Any
 
 import orjson
 
+from rooms.recording import RecordedEvent
 from server.realtime.redis_batch import ScriptBatcher
 
 log = logging.getLogger("tutti.recovery")
@@ -40,6 +52,8 @@ log = logging.getLogger("tutti.recovery")
 WINDOW_S = 120.0
 MAX_EVENTS = 10_000
 PREFIX = "tutti:room:"
+# The note log lives as long as a room's record may (server.realtime.room_directory.ROOM_TTL_S).
+NOTE_LOG_TTL_S = 24 * 3600
 
 Missed = list[dict[str, Any]]
 
@@ -53,6 +67,10 @@ end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[4], 'd', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+if ARGV[4] == 'note' or ARGV[4] == 'notes' then
+  redis.call('RPUSH', KEYS[3], ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+end
 return {epoch, id}
 """
 
@@ -141,7 +159,7 @@ class RedisStreams:
         After a failed append the next one starts a new epoch: the stream has
         a gap, so offsets from before it cannot be trusted.
         """
-        keys = [f"{PREFIX}{room_id}:epoch", f"{PREFIX}{room_id}:stream"]
+        keys = [f"{PREFIX}{room_id}:epoch", f"{PREFIX}{room_id}:stream", _notes_key(room_id)]
         args = [
             uuid.uuid4().hex[:16],
             self.max_events,
@@ -149,6 +167,7 @@ class RedisStreams:
             event,
             orjson.dumps(data),
             "1" if room_id in self._gaps else "0",
+            NOTE_LOG_TTL_S,
         ]
         try:
             epoch, offset = await self._batch.call(self._script, keys, args)
@@ -180,5 +199,31 @@ class RedisStreams:
             for entry, fields in after
         ]
 
+    async def notes(self, room_id: str) -> list[RecordedEvent]:
+        """Every note event accepted in ``room_id`` so far (the room's note log), by ``seq``.
+
+        Raises ``RedisError``/``OSError`` when Redis is away.
+        """
+        out: list[RecordedEvent] = []
+        for raw in await self.redis.lrange(_notes_key(room_id), 0, -1):
+            data = orjson.loads(raw)
+            user_id, part = data["user_id"], data["part"]
+            for e in data.get("events", (data,)):
+                out.append(
+                    RecordedEvent(
+                        e["seq"], user_id, part, e["type"], e["pitch"], e["velocity"], e["t"]
+                    )
+                )
+        out.sort(key=lambda e: e.seq)
+        return out
+
+    async def forget_notes(self, room_id: str) -> None:
+        """Let the room's note log go ``window_s`` from now (the room is saved)."""
+        await self.redis.expire(_notes_key(room_id), max(1, int(self.window_s)))
+
     def drop(self, room_id: str) -> None:
         self._gaps.discard(room_id)
+
+
+def _notes_key(room_id: str) -> str:
+    return f"{PREFIX}{room_id}:notes"

@@ -569,3 +569,34 @@ def test_state_and_members() -> None:
     assert state["members"][1]["rtt_ms"] is None
     assert {p["name"]: p["user_id"] for p in state["parts"]}["Alto"] == "host"
     assert room.live_result("fan") is None
+
+
+# ------------------------------------------------------------------------ takeover
+
+
+def test_rebuild_from_the_note_log_gives_the_counts_of_one_process() -> None:
+    """A replica that takes a player over (its process died) rebuilds the scorer from the
+    room's note log: the result is the one of the replica that had every note."""
+    whole = started_room("Soprano", "Alto")
+    events = performance(whole, "Soprano", mistakes=Mistakes(dropped=(3,)), seed=5)
+    send(whole, "host", events)
+    half = len(events) // 2
+    taken = started_room("Soprano", "Alto")  # scored the first half on the dead process
+    send(taken, "host", events[:half])
+    log = taken.recording.events
+    survivor = started_room("Soprano", "Alto")  # rejoined here and played the second half
+    survivor.seq = half  # sequence numbers are the room's (from Redis), not the replica's
+    send(survivor, "host", events[half:])
+    assert survivor.rebuild("host", log) == len(log)
+    assert survivor.rebuild("host", log) == 0  # nothing new the second time
+    end = int(events[-1].t_ms) + 60_000
+    assert survivor.partials(end)[0].result == whole.partials(end)[0].result
+
+
+def test_a_room_takes_at_most_its_note_limit() -> None:
+    room = started_room("Soprano", settings=RoomSettings(max_note_events=4))
+    events = performance(room, "Soprano")[:6]
+    room.accept("host", events[:4], now_ms=events[3].t_ms)
+    with pytest.raises(RoomError) as info:
+        room.accept("host", events[4:5], now_ms=events[4].t_ms)
+    assert error_code(info) == "note_limit"
