@@ -29,6 +29,7 @@ STATUS: dict[str, int] = {
     "too_large": 413,
     "piece_too_large": 413,  # over a cap on notes, MIDI events or a MusicXML zip's size
     "musicxml_unavailable": 501,
+    "database_unavailable": 503,  # away, locked or read-only for now: retry (Retry-After)
 }
 
 

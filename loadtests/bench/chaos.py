@@ -29,7 +29,10 @@ server may have taken it) and is not sent again. Then the checks:
   ``wrong_pitch``, ``extra``, ``missed``) equal those of
   :class:`rooms.scoring.Scorer` fed the notes the server acknowledged, plus
   some of the in-doubt ones (``mismatched``);
-* no 5xx answer (``/api/health`` is polled on both processes every 100 ms);
+* no ``500`` answer to any request (the servers' access logs), no 5xx from
+  ``/api/health`` (polled on both processes every 100 ms); a write refused
+  while the database is held is ``503 database_unavailable`` with
+  ``Retry-After`` (counted apart: the database really is unavailable then);
 * no unacked event: a call that timed out while its connection stayed up and
   no fault was under way (``unacked``);
 * no ghost member: no chaos room is still open on a process at the end;
@@ -50,6 +53,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import re
 import signal
 import sqlite3
 import tempfile
@@ -154,7 +158,8 @@ class Chaos:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.workdir = workdir
-        self.rng = random.Random(args.seed)
+        self.schedule = random.Random(args.seed)  # the faults: the same for one seed
+        self.rng = random.Random(args.seed + 1)  # the clients (their order varies with timing)
         self.faults: Counter = Counter()
         self.timeline: list[tuple[float, float, str]] = []  # (start, end, kind) monotonic s
         self.health_worst_ms = 0.0
@@ -301,7 +306,8 @@ class Chaos:
 
     async def play(self, room: RoomRun, player: Player) -> None:
         assert room.room_id is not None and room.start_at is not None
-        style = Style(jitter_ms=10, dropped=1, wrong=1, seed=self.rng.randrange(1 << 30))
+        seed = self.args.seed * 1000 + room.key * 2 + PARTS.index(player.part)
+        style = Style(jitter_ms=10, dropped=1, wrong=1, seed=seed)
         _, groups = plan_groups(
             self.piece.part(player.part), time_scale=self.time_scale, style=style
         )
@@ -410,36 +416,36 @@ class Chaos:
 
     async def inject(self) -> None:
         end = time.monotonic() + self.args.seconds
-        await asyncio.sleep(self.rng.uniform(2, 4))
+        await asyncio.sleep(self.schedule.uniform(2, 4))
         while time.monotonic() < end:
-            kind = self.rng.choice(FAULTS)
+            kind = self.schedule.choice(FAULTS)
             began = time.monotonic()
             await self.fault(kind)
             self.timeline.append((began, time.monotonic(), kind))
             self.faults[kind] += 1
-            await asyncio.sleep(self.rng.uniform(*self.args.gap))
+            await asyncio.sleep(self.schedule.uniform(*self.args.gap))
 
     async def fault(self, kind: str) -> None:
         say(f"  {time.strftime('%H:%M:%S')} fault: {kind}")
         if kind in ("sigkill", "sigterm"):
-            slot = self.rng.choice(self.slots)
+            slot = self.schedule.choice(self.slots)
             await slot.stop(signal.SIGKILL if kind == "sigkill" else signal.SIGTERM)
-            await asyncio.sleep(self.rng.uniform(1, 3))
+            await asyncio.sleep(self.schedule.uniform(1, 3))
             await slot.start()
         elif kind == "redis_restart":
             assert self.redis is not None
             await asyncio.to_thread(self.redis.restart)
         elif kind == "db_pause":
-            await asyncio.to_thread(self._hold_database, self.rng.uniform(*self.args.db_pause))
+            await asyncio.to_thread(self._hold_database, self.schedule.uniform(*self.args.db_pause))
         elif kind == "disconnect":
             playing = [
                 p for r in self.rooms if r.started and not r.done for p in r.players.values()
             ]
             if playing:
-                player = self.rng.choice(playing)
+                player = playing[self.schedule.randrange(len(playing))]
                 with contextlib.suppress(Exception):
                     await player.client.disconnect()
-            await asyncio.sleep(self.rng.uniform(0.5, 2))
+            await asyncio.sleep(self.schedule.uniform(0.5, 2))
 
     def _hold_database(self, seconds: float) -> None:
         db = sqlite3.connect(self.database, timeout=30, isolation_level=None)
@@ -583,6 +589,12 @@ class Chaos:
                     )
         figures["refused"] = dict(figures["refused"])
         figures["status_5xx"] = self.status_5xx
+        answers = Counter()
+        for slot in self.slots:
+            for log in slot.data_dir.glob("server-*.log"):
+                answers.update(re.findall(r'"status":(5\d\d)', log.read_text(errors="replace")))
+        figures["answers_5xx"] = dict(answers)
+        figures["status_500"] = answers.get("500", 0)
         figures["ghosts"] = await self.ghosts()
         figures["spooled"] = await self.spooled()
         figures["tracebacks"] = sum(
@@ -649,7 +661,9 @@ def table(figures: dict[str, Any]) -> str:
             f"{f['acked_calls']} / {f['in_doubt_calls']} / {f['unacked']}",
         ),
         ("reconnects", figures["reconnects"]),
-        ("5xx answers", figures["status_5xx"]),
+        ("500 answers (any request, from the access logs)", f["status_500"]),
+        ("503 answers (database held: Retry-After)", f["answers_5xx"].get("503", 0)),
+        ("/api/health answers 5xx", f["status_5xx"]),
         ("ghost members", figures["ghosts"]),
         ("spooled at the end", figures["spooled"]),
         ("Traceback lines in the logs", figures["tracebacks"]),
@@ -672,6 +686,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--db-pause", type=_range, default=(10.0, 30.0), help="database held, s: lo,hi"
     )
     parser.add_argument("--gap", type=_range, default=(3.0, 8.0), help="between faults, s: lo,hi")
+    parser.add_argument("--keep", type=Path, help="run in this folder and keep it (the logs)")
     return parser.parse_args(argv)
 
 
@@ -682,8 +697,13 @@ def _range(text: str) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="tutti-chaos-") as tmp:
-        chaos = Chaos(args, Path(tmp))
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            workdir = args.keep
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tutti-chaos-")))
+        chaos = Chaos(args, workdir)
         try:
             figures = asyncio.run(chaos.run())
         finally:

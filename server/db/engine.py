@@ -136,6 +136,29 @@ def _reopen_read_only_connections(engine: AsyncEngine, path: Path) -> None:
 STUCK_CONNECTION_ERRORS = ("readonly database", "disk i/o error", "database or disk is full")
 
 
+UNAVAILABLE_ERRORS = (*STUCK_CONNECTION_ERRORS, "database is locked", "unable to open database")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is away, locked or read-only (a fault of the
+    moment: worth a retry), rather than a bug: a connection error, a pool timeout, or
+    SQLite's ``database is locked`` / ``readonly database`` / ``disk I/O error``."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        message = str(exc.orig).lower()
+        return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) and (
+            any(text_ in message for text_ in UNAVAILABLE_ERRORS)
+            or "connection" in message
+            or isinstance(exc, sa_exc.InterfaceError)
+        )
+    return False
+
+
 def _recycle_after_write_failure(context: Any) -> None:
     """Treat a stuck-connection error as a disconnect: SQLAlchemy then invalidates the pool."""
     message = str(context.original_exception).lower()

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from rooms.errors import TuttiError
 from server.appkeys import SECRET
+from server.db.engine import database_unavailable
 from server.services.auth import TokenError, verify_token
 
 log = logging.getLogger("tutti.rest")
@@ -96,6 +97,9 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
     * aiohttp's own HTTP errors (``404`` for an unknown route → ``not_found``,
       ``405`` for an unknown method → ``method_not_allowed``, keeping ``Allow``;
       :data:`HTTP_CODES`), which aiohttp answers in plain text;
+    * the database away, locked (e.g. another process holds SQLite's write lock
+      past ``busy_timeout``) or read-only: ``503 database_unavailable`` with
+      ``Retry-After: 1``, one WARNING line (:func:`server.db.engine.database_unavailable`);
     * any other exception: logged, ``500 internal_error`` (nothing of it is told).
     """
     try:
@@ -110,6 +114,14 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         code = HTTP_CODES.get(exc.status, f"http_{exc.status}")
         raise JsonError(exc.status, code, exc.reason or code, headers) from None
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            log.warning("%s %s: database unavailable (%s)", request.method, request.path, exc)
+            raise JsonError(
+                503,
+                "database_unavailable",
+                "the database is busy or away; try again shortly",
+                {"Retry-After": "1"},
+            ) from None
         log.exception("%s %s failed", request.method, request.path)
         raise JsonError(500, "internal_error", "server error") from None

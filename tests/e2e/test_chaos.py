@@ -25,6 +25,7 @@ def test_chaos_keeps_every_session_and_every_count(capsys):
     assert figures["duplicated"] == 0
     assert figures["mismatched"] == 0
     assert figures["status_5xx"] == 0
+    assert figures["status_500"] == 0
     assert figures["unacked"] == 0
     assert figures["ghosts"] == 0
     assert figures["spooled"] == 0

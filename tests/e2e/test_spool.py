@@ -15,6 +15,8 @@ import signal
 import sqlite3
 import time
 
+import aiohttp
+
 from tests.e2e.test_accounts import play_free_room
 from tests.play import connected
 from tests.servers import start_server
@@ -98,5 +100,26 @@ async def test_a_spooled_room_is_saved_once_by_the_next_process(tmp_path):
         assert sessions_in(database, ended["session_id"]) == 1
         assert not list((data / "spool").glob("*.json"))
         assert "was spooled, not saved" in proc.log.read_text()
+    finally:
+        proc.stop()
+
+
+async def test_a_write_while_the_database_is_held_answers_503_not_500(tmp_path):
+    """Found by the chaos run: a guest login while another process held the write lock
+    past ``busy_timeout`` answered ``500 internal_error`` with a traceback in the log."""
+    proc = start_server(tmp_path / "data")
+    try:
+        async with aiohttp.ClientSession() as http:
+            with database_locked(proc.data_dir / "tutti.db"):
+                async with http.post(
+                    f"{proc.url}/api/auth/guest", json={"display_name": "late"}
+                ) as resp:
+                    body = await resp.json()
+                    assert resp.status == 503, body
+                    assert body["error"]["code"] == "database_unavailable"
+                    assert resp.headers["Retry-After"] == "1"
+            async with http.post(f"{proc.url}/api/auth/guest", json={"display_name": "ok"}) as resp:
+                assert resp.status == 201
+        assert "Traceback" not in proc.log.read_text()
     finally:
         proc.stop()
