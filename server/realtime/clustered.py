@@ -58,6 +58,8 @@ class ClusteredRoomService(RoomService):
         self.directory = directory
         self._nodes: dict[str, dict[str, str]] = {}  # room -> user -> node
         self._due_written: dict[str, tuple[float, float]] = {}  # room -> (due ms, monotonic s)
+        if hasattr(self.broadcast.streams, "on_log_lost"):
+            self.broadcast.streams.on_log_lost = self._log_lost
 
     async def start_cluster(self) -> None:
         """Listen to the other processes' room control messages."""
@@ -172,6 +174,18 @@ class ClusteredRoomService(RoomService):
             # Back after this player's process died (SIGKILL): the room's note log has
             # every note it had accepted.
             await self._rebuild(room, [member.user_id])
+
+    async def _log_lost(self, room_id: str, data: dict[str, Any]) -> None:
+        """The room's note log may lack our earlier notes (Redis lost it): put them back."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        logged = {e["seq"] for e in data.get("events", (data,))}
+        earlier = [e for e in room.recording.events if e.seq not in logged]
+        if earlier:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.broadcast.streams.log_notes(room_id, earlier)
+                log.warning("room %s: %d notes put back into the note log", room_id, len(earlier))
 
     async def _rebuild(self, room: Room, user_ids: list[str], than: dict[str, int] | None = None):
         """Rebuild the scorers of ``user_ids`` from the room's note log where it holds

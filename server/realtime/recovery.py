@@ -31,6 +31,10 @@ stays bounded (``max_events``, ``window_s``): it also carries every
 ``score:update`` (4 a second per player), so a bound by notes cannot hold
 for it. A process that takes a room over (:class:`server.realtime.clustered.ClusteredRoomService`)
 rebuilds each player's scorer from the note log (:meth:`RedisStreams.notes`).
+When the log may lack a process's earlier notes (Redis restarted empty: the
+hash ``tutti:room:{id}:notes:nodes`` no longer names the process; or an
+append failed), the process puts its replica's notes back
+(:attr:`RedisStreams.on_log_lost`, :meth:`RedisStreams.log_notes`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -67,11 +72,14 @@ end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[4], 'd', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+local fresh = 0
 if ARGV[4] == 'note' or ARGV[4] == 'notes' then
   redis.call('RPUSH', KEYS[3], ARGV[5])
   redis.call('EXPIRE', KEYS[3], ARGV[7])
+  fresh = redis.call('HSETNX', KEYS[4], ARGV[8], '1')
+  redis.call('EXPIRE', KEYS[4], ARGV[7])
 end
-return {epoch, id}
+return {epoch, id, fresh}
 """
 
 
@@ -134,13 +142,22 @@ class RedisStreams:
     """Several processes: each room's recent events in a Redis stream (see module)."""
 
     def __init__(
-        self, redis: Any, max_events: int = MAX_EVENTS, window_s: float = WINDOW_S
+        self,
+        redis: Any,
+        max_events: int = MAX_EVENTS,
+        window_s: float = WINDOW_S,
+        node_id: str = "",
     ) -> None:
         self.redis = redis
         self.max_events = max_events
         self.window_s = window_s
+        self.node_id = node_id or uuid.uuid4().hex
         self._script = redis.register_script(_APPEND)
         self._gaps: set[str] = set()  # rooms with an event that could not be logged
+        # Called with (room_id, data) after a note was logged when the room's note log may
+        # lack this process's earlier notes: Redis lost it (restarted empty), or an
+        # append failed meanwhile. The room service puts its replica's notes back.
+        self.on_log_lost: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
 
     @property
     def redis(self) -> Any:
@@ -159,7 +176,12 @@ class RedisStreams:
         After a failed append the next one starts a new epoch: the stream has
         a gap, so offsets from before it cannot be trusted.
         """
-        keys = [f"{PREFIX}{room_id}:epoch", f"{PREFIX}{room_id}:stream", _notes_key(room_id)]
+        keys = [
+            f"{PREFIX}{room_id}:epoch",
+            f"{PREFIX}{room_id}:stream",
+            _notes_key(room_id),
+            _notes_key(room_id) + ":nodes",
+        ]
         args = [
             uuid.uuid4().hex[:16],
             self.max_events,
@@ -168,16 +190,48 @@ class RedisStreams:
             orjson.dumps(data),
             "1" if room_id in self._gaps else "0",
             NOTE_LOG_TTL_S,
+            self.node_id,
         ]
         try:
-            epoch, offset = await self._batch.call(self._script, keys, args)
+            epoch, offset, fresh = await self._batch.call(self._script, keys, args)
         except Exception as exc:  # RedisError, OSError: Redis away
             if room_id not in self._gaps:
                 log.warning("room %s: recovery stream unavailable (%s)", room_id, exc)
             self._gaps.add(room_id)
             return None
+        gap = room_id in self._gaps
         self._gaps.discard(room_id)
+        if (fresh or gap) and event in ("note", "notes") and self.on_log_lost is not None:
+            await self.on_log_lost(room_id, data)
         return epoch.decode(), offset.decode()
+
+    async def log_notes(self, room_id: str, events: Sequence[RecordedEvent]) -> None:
+        """Put ``events`` (this replica's) back into the room's note log (duplicates of
+        what it holds are harmless: :meth:`notes` keeps one event per ``seq``).
+
+        Raises ``RedisError``/``OSError`` when Redis is away.
+        """
+        if not events:
+            return
+        key = _notes_key(room_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for e in events:
+                pipe.rpush(
+                    key,
+                    orjson.dumps(
+                        {
+                            "user_id": e.user_id,
+                            "part": e.part,
+                            "seq": e.seq,
+                            "type": e.type,
+                            "pitch": e.pitch,
+                            "velocity": e.velocity,
+                            "t": e.t_ms,
+                        }
+                    ),
+                )
+            pipe.expire(key, NOTE_LOG_TTL_S)
+            await pipe.execute()
 
     async def since(self, room_id: str, epoch: str, offset: str) -> Missed | None:
         if not valid_offset(offset):
@@ -204,18 +258,15 @@ class RedisStreams:
 
         Raises ``RedisError``/``OSError`` when Redis is away.
         """
-        out: list[RecordedEvent] = []
+        out: dict[int, RecordedEvent] = {}
         for raw in await self.redis.lrange(_notes_key(room_id), 0, -1):
             data = orjson.loads(raw)
             user_id, part = data["user_id"], data["part"]
             for e in data.get("events", (data,)):
-                out.append(
-                    RecordedEvent(
-                        e["seq"], user_id, part, e["type"], e["pitch"], e["velocity"], e["t"]
-                    )
+                out[e["seq"]] = RecordedEvent(
+                    e["seq"], user_id, part, e["type"], e["pitch"], e["velocity"], e["t"]
                 )
-        out.sort(key=lambda e: e.seq)
-        return out
+        return [out[seq] for seq in sorted(out)]
 
     async def forget_notes(self, room_id: str) -> None:
         """Let the room's note log go ``window_s`` from now (the room is saved)."""

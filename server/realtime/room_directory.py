@@ -114,7 +114,7 @@ class RoomDirectory:
 
     def streams(self) -> RedisStreams:
         """The rooms' recovery streams in this Redis (their own client: no retries)."""
-        return RedisStreams(self._streams_redis)
+        return RedisStreams(self._streams_redis, node_id=self.node_id)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -37,11 +37,11 @@ TEMPO = 180.0
 def cluster(fresh_server, redis, postgres):
     """Start ``n`` processes sharing Redis, PostgreSQL and the secret key."""
 
-    def start(n: int = 2):
+    def start(n: int = 2, redis_url: str | None = None):
         database = postgres.create_database(f"cluster_{uuid.uuid4().hex[:12]}")
         shared = (
             "--redis-url",
-            redis.url,
+            redis_url or redis.url,
             "--secret-key",
             "cluster-test-key",
             "--database-url",
@@ -252,13 +252,15 @@ def test_finish_merges_partials_from_other_processes():
     )
 
 
-async def _duet_with_a_stopped_process(cluster, sig: int):
+async def _duet_with_a_stopped_process(cluster, sig: int, redis=None):
     """Soprano on process one, bass on process two; mid-piece process two gets ``sig`` and
-    the bass moves to process one (same user, new connection) and plays on.
+    the bass moves to process one (same user, new connection) and plays on. With ``redis``
+    (a :class:`tests.servers.RedisProcess` of the test's own), Redis restarts empty at a
+    quarter of the piece, before the stop.
 
-    Returns ``(finished payloads, soprano, bass result counts info, database, clients)``.
+    Returns ``(bass result, note-ons sent after the stop, piece)``.
     """
-    database, (one, two) = cluster(2)
+    database, (one, two) = cluster(2, redis.url if redis is not None else None)
     midi = chorale_midi("bach/bwv66.6")
     piece = load_midi(midi, title="BWV 66.6 fault")
     host = await connected(one.url, "host")
@@ -312,6 +314,7 @@ async def _duet_with_a_stopped_process(cluster, sig: int):
         style=bass_style,
         switch_at=0.5,
         switch=switch,
+        before=None if redis is None else (0.25, lambda: asyncio.to_thread(redis.restart)),
     )
     _, (sent_after, acked) = await asyncio.gather(soprano_task, bass_task)
     new_bass = moved["client"]
@@ -343,15 +346,19 @@ async def _duet_with_a_stopped_process(cluster, sig: int):
 
 
 async def play_part_switching(
-    client, room_id, part, *, start_at, time_scale, style, switch_at, switch
+    client, room_id, part, *, start_at, time_scale, style, switch_at, switch, before=None
 ):
     """Like :func:`server.clients.bot.play_part`, but after ``switch_at`` of the note groups
-    ``switch()`` gives the client to go on with. Returns the note-ons sent after it."""
+    ``switch()`` gives the client to go on with (and ``before``, ``(fraction, coroutine
+    function)``, is awaited at that fraction). Returns ``(note-ons sent after the switch,
+    every event acknowledged)``."""
     _, groups = plan_groups(part, time_scale=time_scale, style=style)
     cut = int(len(groups) * switch_at)
     ons_after = 0
     acked = []
     for index, group in enumerate(groups):
+        if before is not None and index == int(len(groups) * before[0]):
+            await before[1]()
         if index == cut:
             client = await switch()
         await send_group(client, room_id, group, start_at=start_at)  # returns once acked
@@ -394,6 +401,17 @@ async def test_sigkill_mid_duet_the_room_goes_on_and_is_saved_once(cluster):
     assert bass["notes_expected"] == len(piece.part("Bass").notes)
     assert bass["notes_played"] > sent_after  # the notes sent before the kill count
     assert bass["complete"] is True
+    check_player(bass, wrong=1)
+
+
+async def test_sigkill_after_a_redis_restart_keeps_the_scores(cluster, own_redis):
+    """Redis restarts empty (losing the room's note log), then the bass's process is
+    SIGKILLed: the process had put its notes back into the log at its first note after
+    the restart, so the survivor still rebuilds the exact counts."""
+    bass, sent_after, piece = await _duet_with_a_stopped_process(
+        cluster, signal.SIGKILL, redis=own_redis
+    )
+    assert bass["notes_played"] > sent_after
     check_player(bass, wrong=1)
 
 
