@@ -42,6 +42,8 @@ from server.realtime.timers import now_ms
 log = logging.getLogger("tutti.rooms")
 
 GATHER_TIMEOUT_S = 2.0  # how long the finishing process waits for the others' partials
+# How long the others wait for the finishing process's room:finished before taking over.
+FINISH_WAIT_S = GATHER_TIMEOUT_S + 10.0
 # A player's due time (predicted end) is written to Redis with each score:update only when it
 # moved this much, or this long after the last write (so a Redis restart is repaired soon).
 DUE_MIN_CHANGE_MS = 100.0
@@ -58,6 +60,8 @@ class ClusteredRoomService(RoomService):
         self.directory = directory
         self._nodes: dict[str, dict[str, str]] = {}  # room -> user -> node
         self._due_written: dict[str, tuple[float, float]] = {}  # room -> (due ms, monotonic s)
+        self._finishing_here: dict[str, str] = {}  # room -> session id this process saves
+        self._reasons: dict[str, str] = {}  # room -> why it finishes (for a takeover)
         if hasattr(self.broadcast.streams, "on_log_lost"):
             self.broadcast.streams.on_log_lost = self._log_lost
 
@@ -277,21 +281,44 @@ class ClusteredRoomService(RoomService):
                 due = max(due, await self.directory.latest_due(room.room_id) or 0.0)
         return due
 
+    async def _session_id(self, room: Room) -> str:
+        """A new session id, or the one of a finish claimed ``FINISH_WAIT_S`` ago and never
+        announced (its process died): saved under that id, the room is saved once."""
+        with contextlib.suppress(*REDIS_ERRORS):
+            age = await self.directory.claim_age_s(room.room_id)
+            if age is not None and age >= FINISH_WAIT_S:
+                other = await self.directory.finishing_session(room.room_id)
+                if other:
+                    return other
+        return await super()._session_id(room)
+
     async def _claim_finish(self, room: Room, reason: str, session_id: str) -> str | None:
         room_id = room.room_id
+        self._reasons[room_id] = reason
+        if room_id in self._finishing_here:  # e.g. the stalled-finish timer meanwhile
+            return self._finishing_here[room_id]
         try:
             if await self.directory.claim_finish(room_id, session_id) is not None:
+                self._finishing_here[room_id] = session_id
                 return None
             # Another process finishes it: its room:finished reaches our members.
             other = await self.directory.finishing_session(room_id)
             log.info(
                 "room %s (%s): finished by another process, session %s", room_id, reason, other
             )
-            payload = await self.directory.wait_finished(room_id, GATHER_TIMEOUT_S + 10.0)
-            return payload["session_id"] if payload is not None else (other or "")
+            payload = await self.directory.wait_finished(room_id, FINISH_WAIT_S)
+            if payload is not None:
+                return payload["session_id"]
+            if not other or room.finished is not None:
+                return other or ""
         except REDIS_ERRORS as exc:
             log.warning("room %s: Redis unavailable (%s); finished here", room_id, exc)
+            self._finishing_here[room_id] = session_id
             return None
+        # The finishing process went silent (it died between its claim and its
+        # announcement): finish here, under its session id (see _session_id).
+        log.warning("room %s: session %s not announced; finishing it here", room_id, other)
+        return await self.finish(room, reason)
 
     async def _partials_elsewhere(
         self, room: Room, session_id: str, ended_ms: int
@@ -302,7 +329,8 @@ class ClusteredRoomService(RoomService):
             with contextlib.suppress(RoomError):
                 await self._refresh(room_id)
             nodes = set(self._nodes.get(room_id, {}).values()) - {self.directory.node_id}
-            await self.directory.publish(room_id, "collect", s=session_id, e=ended_ms)
+            why = self._reasons.get(room_id, "piece_ended")
+            await self.directory.publish(room_id, "collect", s=session_id, e=ended_ms, why=why)
             remote = await self.directory.gather_partials(
                 room_id, session_id, nodes, GATHER_TIMEOUT_S
             )
@@ -384,6 +412,13 @@ class ClusteredRoomService(RoomService):
             if room is not None and room.start_at_ms is not None:
                 room.closed_session_id = msg["s"]
                 self.timers.cancel(room_id)
+                # Should the finishing process die before its room:finished, finish here
+                # (the "finished" message cancels this).
+                self.timers.schedule(
+                    room_id,
+                    now_ms() + FINISH_WAIT_S * 1000,
+                    lambda: self._finish_stalled(room, msg.get("why", "piece_ended")),
+                )
                 mine = {e.user_id for e in room.recording.events} | set(self._local_players(room))
                 partials = [p.to_dict() for p in room.partials(msg["e"], sorted(mine))]
             await self.directory.push_partials(room_id, msg["s"], partials)
@@ -392,7 +427,14 @@ class ClusteredRoomService(RoomService):
             self.timers.cancel(room_id)
             await self._deliver_finished(room, msg["p"])
 
+    async def _finish_stalled(self, room: Room, reason: str) -> None:
+        if room.finished is None and self.rooms.get(room.room_id) is room:
+            log.warning("room %s: no room:finished from the finishing process", room.room_id)
+            await self.finish(room, reason)
+
     def _drop_room(self, room_id: str) -> None:
         super()._drop_room(room_id)
         self._nodes.pop(room_id, None)
         self._due_written.pop(room_id, None)
+        self._finishing_here.pop(room_id, None)
+        self._reasons.pop(room_id, None)

@@ -204,11 +204,22 @@ class RoomDirectory:
     # -- finishing -------------------------------------------------------------------
 
     async def claim_finish(self, room_id: str, session_id: str) -> str | None:
-        """Become the one process that finishes the room; ``None`` if another did."""
-        won = await self.redis.set(
-            f"{PREFIX}{room_id}:finishing", session_id, nx=True, ex=ROOM_TTL_S
-        )
+        """Become the one process that finishes the room; ``None`` if another did.
+
+        Claiming with the session id already claimed wins too: a process that
+        takes over the finish of a process that died adopts its session id
+        (saves are idempotent by session id, so the room is saved once).
+        """
+        key = f"{PREFIX}{room_id}:finishing"
+        won = await self.redis.set(key, session_id, nx=True, ex=ROOM_TTL_S)
+        if not won and await self.finishing_session(room_id) == session_id:
+            return session_id
         return session_id if won else None
+
+    async def claim_age_s(self, room_id: str) -> float | None:
+        """How long ago the room's finish was claimed (s), ``None`` when it was not."""
+        ttl = await self.redis.ttl(f"{PREFIX}{room_id}:finishing")
+        return None if ttl < 0 else float(ROOM_TTL_S - ttl)
 
     async def finishing_session(self, room_id: str) -> str | None:
         raw = await self.redis.get(f"{PREFIX}{room_id}:finishing")

@@ -381,7 +381,7 @@ class RoomService(Sharing):
         """
         if room.finished is not None:
             return room.finished.session_id
-        session_id = uuid.uuid4().hex
+        session_id = await self._session_id(room)
         other = await self._claim_finish(room, reason, session_id)
         if other is not None:
             return other

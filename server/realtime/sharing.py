@@ -9,6 +9,7 @@ the finish claim and the other processes' partials).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -74,6 +75,10 @@ class Sharing:
     async def _finish_due(self, room: Room) -> float | None:
         """When ``room`` is due to finish (epoch ms), ``None`` when nothing holds it."""
         return room.finish_due_ms()
+
+    async def _session_id(self, room: Room) -> str:
+        """The id of the session ``room`` is about to be saved as: a new one."""
+        return uuid.uuid4().hex
 
     async def _claim_finish(self, room: Room, reason: str, session_id: str) -> str | None:
         """``None`` when this process finishes ``room``, else the session id another gave."""
