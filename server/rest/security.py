@@ -101,7 +101,12 @@ def headers_middleware(settings: Settings):
             except web.HTTPException as exc:
                 response = exc
         if request.path.startswith("/socket.io"):
-            return _reraise(response)  # engine.io sets its own CORS headers
+            # engine.io sets its own CORS headers; the transport's refusals made before it
+            # (429 over the per-address cap, 413 oversized POST) get ours.
+            if cors and "Access-Control-Allow-Origin" not in response.headers:
+                response.headers["Access-Control-Allow-Origin"] = "*" if allowed == "*" else origin
+                response.headers["Vary"] = "Origin"
+            return _reraise(response)
         response.headers.update(fixed)
         if cors:
             response.headers["Access-Control-Allow-Origin"] = "*" if allowed == "*" else origin

@@ -263,3 +263,19 @@ async def test_a_deleted_users_socket_on_another_process_is_let_go(fresh_server,
                 break
             await asyncio.sleep(0.05)
         assert not client.sio.connected
+
+
+async def test_cors_headers_on_refusals_made_before_the_handler(fresh_server):
+    """The transport's own refusals on /socket.io (here 429 over the per-address cap),
+    made before engine.io answers, carry CORS headers for an allowed origin, so a browser
+    app can read them (before: none; the REST middlewares' 429/413 had them already)."""
+    app = "https://app.example"
+    server = fresh_server("--cors-origins", app, "--max-connections-per-ip", "1")
+    handshake = server.url + "/socket.io/?EIO=4&transport=polling"
+    first = fetch(handshake, headers={"Origin": app})
+    assert first[0] == 200
+    status, headers, body = fetch(handshake, headers={"Origin": app})
+    assert status == 429, body
+    assert headers["Access-Control-Allow-Origin"] == app
+    status, headers, _ = fetch(handshake, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in headers
