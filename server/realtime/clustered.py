@@ -15,9 +15,16 @@ them (:meth:`rooms.room.Room.finish`), saves the session once, and sends the
 ``room:finished`` payload to the other processes, each of which delivers it
 to its own members.
 
+A process that dies (``SIGKILL``) loses no score: every accepted note is in
+the room's note log (:mod:`server.realtime.recovery`), and the process that
+takes a player over (:meth:`_returned`) or finishes the room
+(:meth:`_partials_elsewhere`, after a 2 s wait for the partials) rebuilds
+the player's scorer from it (:meth:`rooms.room.Room.rebuild`). If the
+finishing process dies between its claim and its ``room:finished``, another
+takes the finish over after ``FINISH_WAIT_S`` under the same session id.
+
 Limits: a member's RTT in ``room:state`` is the one it had when it last
-changed the record; the players of a process that dies are scored as silent
-after a 2 s wait for their partials; a process that stops (``SIGTERM``)
+changed the record; a process that stops (``SIGTERM``)
 finishes only the rooms whose present players are all its own (the others
 carry on elsewhere; its players' partials are handed off). Redis away: the
 process serves its rooms alone (a warning is logged).

@@ -19,7 +19,8 @@ last write):
   over (epoch ms); a finish timer waits for the latest, so a slow player on
   one process holds the room open on every process.
 * ``tutti:room:{id}:finishing`` — ``SET NX``: the session id of the one
-  process that finishes the room; everyone else backs off.
+  process that finishes the room; everyone else backs off (and takes over
+  under that id if no ``room:finished`` came, see :meth:`RoomDirectory.claim_finish`).
 * ``tutti:room:{id}:partials:{session}`` — list: each process's
   :class:`rooms.room.PlayerPartial` s (JSON), pushed on request.
 * ``tutti:room:{id}:handoff`` — hash node → partials that a process left
@@ -29,6 +30,9 @@ last write):
 * ``tutti:room:{id}:finished`` — the ``room:finished`` payload, once saved.
 * ``tutti:room:{id}:stream`` / ``:epoch`` — the room's recovery stream
   (:mod:`server.realtime.recovery`, written by the room manager; expire after 120 s).
+* ``tutti:room:{id}:notes`` / ``:notes:nodes`` — the room's note log (every
+  accepted note, for the room's whole life) and which processes wrote to it
+  (:mod:`server.realtime.recovery`).
 
 After Redis lost its data (a restart), a process that misses a room's record
 puts its replica back (:meth:`RoomDirectory.restore`, ``SET NX``), and the
