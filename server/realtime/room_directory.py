@@ -249,7 +249,7 @@ class RoomDirectory:
             if not missing or asyncio.get_running_loop().time() >= deadline:
                 if missing:
                     log.warning(
-                        "room %s: no partial results from %s; scored as silent",
+                        "room %s: no partial results from %s; rebuilt from the note log",
                         room_id,
                         sorted(missing),
                     )

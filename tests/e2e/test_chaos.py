@@ -17,7 +17,7 @@ def test_chaos_keeps_every_session_and_every_count(capsys):
         ["--rooms", "4", "--seconds", "45", "--seed", "7", "--db-pause", "3,8", "--gap", "2,5"]
     )
     print(capsys.readouterr().out)
-    assert sum(figures["faults"].values()) >= 5
+    assert sum(figures["faults"].values()) >= 4
     assert figures["started"] == figures["rooms"]
     assert figures["problems"] == []
     assert figures["saved"] == figures["started"]
