@@ -16,7 +16,9 @@ Meanwhile a seeded random schedule injects, one after the other:
   (same data folder, new port);
 * ``redis_restart``: Redis stopped and started empty on the same port;
 * ``db_pause``: the SQLite database held with ``BEGIN EXCLUSIVE`` from this
-  process for ``--db-pause`` seconds (``10,30``: uniform in 10-30 s);
+  process for ``--db-pause`` seconds (``10,30``: uniform in 10-30 s); with
+  ``--postgres`` (one PostgreSQL instead) its tables locked ``ACCESS
+  EXCLUSIVE`` as long;
 * ``disconnect``: a random player's connection closed; it comes back on a
   random process with ``room:join`` (same part).
 
@@ -64,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import orjson
 
 from rooms.performance import PlannedEvent
@@ -72,7 +75,14 @@ from rooms.scoring import Scorer
 from server.clients.bot import Style, plan_groups
 from server.clients.room_client import TuttiClient, TuttiError, local_ms
 from tests.music import chorale_midi
-from tests.servers import RedisProcess, ServerProcess, start_redis, start_server
+from tests.servers import (
+    PostgresProcess,
+    RedisProcess,
+    ServerProcess,
+    start_postgres,
+    start_redis,
+    start_server,
+)
 
 TEMPO = 192.0
 PARTS = ("Soprano", "Bass")
@@ -167,6 +177,8 @@ class Chaos:
         self.status_5xx = 0
         self.other_errors: Counter = Counter()
         self.database = workdir / "tutti.db"
+        self.database_url = f"sqlite+aiosqlite:///{self.database}"
+        self.postgres: PostgresProcess | None = None
         self.redis: RedisProcess | None = None
         self.slots: list[Slot] = []
         self.rooms: list[RoomRun] = []
@@ -179,11 +191,14 @@ class Chaos:
 
     async def setup(self) -> None:
         self.redis = await asyncio.to_thread(start_redis, self.workdir / "redis")
+        if self.args.postgres:
+            self.postgres = await asyncio.to_thread(start_postgres, self.workdir / "postgres")
+            self.database_url = self.postgres.url
         args = (
             "--redis-url",
             self.redis.url,
             "--database-url",
-            f"sqlite+aiosqlite:///{self.database}",
+            self.database_url,
             "--reconnect-grace-s",
             "15",
             "--grace-ms",
@@ -405,7 +420,7 @@ class Chaos:
         """Keep the players connected until the room's session is in the database."""
         deadline = time.monotonic() + 120
         while room.room_id is not None and time.monotonic() < deadline:
-            if self.sessions_of(room.room_id):
+            if await self.sessions_of(room.room_id):
                 break
             await asyncio.sleep(0.5)
         for player in room.players.values():
@@ -482,18 +497,46 @@ class Chaos:
 
     # -- the checks ------------------------------------------------------------------------
 
-    def sessions_of(self, room_id: str) -> list[str]:
-        with contextlib.closing(sqlite3.connect(self.database, timeout=30)) as db:
-            rows = db.execute(
-                "SELECT id FROM practice_sessions WHERE room_id = ?", (room_id,)
-            ).fetchall()
+    async def _hold_postgres(self, seconds: float) -> None:
+        """PostgreSQL paused for the application: its tables locked (writes and reads of
+        them wait), as a long migration would."""
+        db = await asyncpg.connect(self._pg_dsn())
+        try:
+            async with db.transaction():
+                await db.execute(
+                    "LOCK TABLE practice_sessions, practice_logs, users IN ACCESS EXCLUSIVE MODE"
+                )
+                await asyncio.sleep(seconds)
+        finally:
+            await db.close()
+
+    def _pg_dsn(self) -> str:
+        assert self.postgres is not None
+        return self.postgres.url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def _rows(self, sql: str, value: str) -> list[tuple]:
+        """``sql`` with one ``?`` parameter, on whichever database the run uses."""
+        if self.postgres is not None:
+            db = await asyncpg.connect(self._pg_dsn())
+            try:
+                return [tuple(r) for r in await db.fetch(sql.replace("?", "$1"), value)]
+            finally:
+                await db.close()
+
+        def read() -> list[tuple]:
+            with contextlib.closing(sqlite3.connect(self.database, timeout=30)) as db:
+                return db.execute(sql, (value,)).fetchall()
+
+        return await asyncio.to_thread(read)
+
+    async def sessions_of(self, room_id: str) -> list[str]:
+        rows = await self._rows("SELECT id FROM practice_sessions WHERE room_id = ?", room_id)
         return [r[0] for r in rows]
 
-    def saved_results(self, session_id: str) -> dict[str, dict]:
-        with contextlib.closing(sqlite3.connect(self.database, timeout=30)) as db:
-            rows = db.execute(
-                "SELECT user_id, result FROM practice_logs WHERE session_id = ?", (session_id,)
-            ).fetchall()
+    async def saved_results(self, session_id: str) -> dict[str, dict]:
+        rows = await self._rows(
+            "SELECT user_id, result FROM practice_logs WHERE session_id = ?", session_id
+        )
         return {user: orjson.loads(result) for user, result in rows}
 
     def counts(self, part: str, groups: list[list[PlannedEvent]]) -> dict[str, int]:
@@ -552,7 +595,7 @@ class Chaos:
         for room in self.rooms:
             if room.room_id is None:
                 continue
-            sessions = self.sessions_of(room.room_id)
+            sessions = await self.sessions_of(room.room_id)
             if len(sessions) > 1:
                 figures["duplicated"] += len(sessions) - 1
                 problems.append(f"room {room.key}: saved {len(sessions)} times")
@@ -562,7 +605,7 @@ class Chaos:
                     problems.append(f"room {room.key} ({room.room_id}): never saved")
                 continue
             figures["saved"] += 1
-            saved = self.saved_results(sessions[0])
+            saved = await self.saved_results(sessions[0])
             for player in room.players.values():
                 figures["in_doubt_calls"] += sum(s.status == "doubt" for s in player.sent)
                 figures["acked_calls"] += sum(s.status == "acked" for s in player.sent)
@@ -644,6 +687,8 @@ class Chaos:
                 slot.proc.stop()
         if self.redis is not None:
             self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
 
 
 def table(figures: dict[str, Any]) -> str:
@@ -686,6 +731,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--db-pause", type=_range, default=(10.0, 30.0), help="database held, s: lo,hi"
     )
     parser.add_argument("--gap", type=_range, default=(3.0, 8.0), help="between faults, s: lo,hi")
+    parser.add_argument(
+        "--postgres", action="store_true", help="one PostgreSQL instead of one SQLite file"
+    )
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (the logs)")
     return parser.parse_args(argv)
 
