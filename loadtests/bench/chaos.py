@@ -417,11 +417,18 @@ class Chaos:
             return
 
     async def _wait_finished(self, room: RoomRun) -> None:
-        """Keep the players connected until the room's session is in the database."""
+        """Keep the players connected until the room's session is in the database: like
+        a real client, a player whose connection dropped after its last note comes back
+        (a room whose every member was on a process that died is finished by the
+        process they come back to)."""
         deadline = time.monotonic() + 120
         while room.room_id is not None and time.monotonic() < deadline:
             if await self.sessions_of(room.room_id):
                 break
+            for player in room.players.values():
+                heard = "room:finished" in player.client.received
+                if room.started and not room.done and not heard and not player.client.sio.connected:
+                    await self.rejoin(room, player)
             await asyncio.sleep(0.5)
         for player in room.players.values():
             with contextlib.suppress(Exception):
