@@ -38,6 +38,7 @@ from rooms.errors import RoomError
 from rooms.finished import FinishedRoom, PlayerOutcome
 from rooms.notes import NoteEvent
 from rooms.piece import Piece
+from rooms.practice import LoopRun, Pass, Practice, make_practice, scaled_scoring
 from rooms.recording import RecordedEvent, Recording
 from rooms.scoring import Scorer, ScoringSettings, asynchrony
 
@@ -182,6 +183,8 @@ class Room:
     per minute, 20–400) replaces the file's tempo and scales its tempo map
     proportionally; ``None`` means the file's initial tempo (120 in free mode).
     ``count_in_beats``: 0–16 beats at the room tempo before ``start_at``.
+    ``practice``: slow down, loop, tempo ladder (:mod:`rooms.practice`); the
+    room tempo is then ``tempo_pct`` % of that base tempo.
     """
 
     def __init__(
@@ -198,6 +201,7 @@ class Room:
         settings: RoomSettings | None = None,
         created_at_ms: int = 0,
         invite_code: str | None = None,
+        practice: Practice | None = None,
     ) -> None:
         if mode not in MODES:
             raise RoomError("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -227,11 +231,13 @@ class Room:
         self.piece = piece
         self.piece_id = piece_id
         self.piece_bpm = piece.bpm if piece is not None else None
-        self.tempo_bpm = float(
+        # The tempo at 100 % (rooms.practice); the room plays practice.first_pct % of it.
+        self.base_bpm = float(
             tempo_bpm if tempo_bpm is not None else (self.piece_bpm or FREE_TEMPO_BPM)
         )
-        # Room seconds per file second: the room tempo scales the whole tempo map.
-        self.time_scale = (self.piece_bpm / self.tempo_bpm) if self.piece_bpm else 1.0
+        self.practice = Practice()
+        self._set_practice(practice or Practice())
+        self.loop_run: LoopRun | None = None
         self.count_in_beats = count_in_beats
         self.settings = settings or RoomSettings()
         self.host = host_user_id
@@ -263,6 +269,20 @@ class Room:
     def is_finished(self) -> bool:
         """Finished here, or closed by the process that finishes it."""
         return self.finished is not None or self.closed_session_id is not None
+
+    def _set_practice(self, practice: Practice) -> None:
+        self.practice = make_practice(
+            self.piece,
+            tempo_pct=practice.tempo_pct,
+            loop=practice.loop,
+            ladder=practice.ladder,
+            base_bpm=self.base_bpm,
+            min_bpm=MIN_BPM,
+            max_bpm=MAX_BPM,
+        )
+        self.tempo_bpm = self.base_bpm * self.practice.first_pct / 100.0
+        # Room seconds per file second: the room tempo scales the whole tempo map.
+        self.time_scale = (self.piece_bpm / self.tempo_bpm) if self.piece_bpm else 1.0
 
     def phase(self, now_ms: float) -> str:
         if self.is_finished:
@@ -317,6 +337,8 @@ class Room:
             "piece_id": self.piece_id,
             "piece_title": self.piece.title if self.piece is not None else None,
             "tempo_bpm": self.tempo_bpm,
+            "tempo_pct": self.practice.first_pct,
+            "practice": self.practice_state(),
             "count_in_beats": self.count_in_beats,
             "phase": self.phase(now_ms),
             "host": self.host,
@@ -325,6 +347,12 @@ class Room:
             "parts": [{"name": name, "user_id": taken.get(name)} for name in self.part_names],
             "max_players": MAX_PLAYERS[self.mode],
         }
+
+    def practice_state(self) -> dict[str, Any]:
+        """The practice settings (:meth:`rooms.practice.Practice.to_dict`) and ``"passes"``
+        (:meth:`rooms.practice.Pass.to_dict` each, ``[]`` before the start or without a loop)."""
+        passes = self.loop_run.schedule() if self.loop_run is not None else []
+        return {**self.practice.to_dict(), "passes": passes}
 
     def live_result(self, user_id: str) -> dict[str, Any] | None:
         """A player's live result, or ``None`` for a non-player."""
@@ -455,6 +483,10 @@ class Room:
             )
         if self.start_at_ms is not None:
             raise RoomError("already_started", "add the partner before the room starts")
+        if self.practice.looping:
+            raise RoomError(
+                "partner_in_loop", "a computer partner cannot play a looped section yet"
+            )
         if self.partner is not None:
             raise RoomError(
                 "partner_exists",
@@ -505,6 +537,68 @@ class Room:
             self._players.pop(self.partner.user_id, None)
             self.partner = None
 
+    # -- practice tools (rooms.practice; server/realtime/practice.py runs the passes) --
+
+    def set_practice(self, user_id: str, practice: Practice) -> Practice:
+        """The host changes the practice settings before the start (``room:tempo``,
+        ``room:loop``). Raises ``RoomError`` ``room_finished``, ``not_host``,
+        ``already_started``, ``partner_in_loop`` and :func:`rooms.practice.make_practice`'s."""
+        if self.is_finished:
+            raise RoomError("room_finished", "this room has finished")
+        if user_id != self.host:
+            raise RoomError("not_host", "only the host can change the practice settings")
+        if self.start_at_ms is not None:
+            raise RoomError("already_started", "change the practice settings before the start")
+        if practice.looping and self.partner is not None:
+            raise RoomError(
+                "partner_in_loop", "a computer partner cannot play a looped section yet"
+            )
+        before = (self.practice, self.tempo_bpm, self.time_scale)
+        try:
+            self._set_practice(practice)
+        except RoomError:
+            self.practice, self.tempo_bpm, self.time_scale = before
+            raise
+        return self.practice
+
+    def pass_due_ms(self) -> float | None:
+        """When the current loop pass ends (epoch ms), ``None`` without a running loop."""
+        if self.loop_run is None or self.loop_run.done or self.is_finished:
+            return None
+        return self.loop_run.due_ms()
+
+    def advance_pass(self, now_ms: float) -> Pass | None:
+        """The current pass is over: freeze it and plan the next (``None``: the loop is
+        done, the room finishes after ``grace_ms``). See :meth:`rooms.practice.LoopRun.advance`."""
+        if self.loop_run is None or self.loop_run.done:
+            return None
+        return self.loop_run.advance(now_ms, self.players_present())
+
+    def _start_loop(self) -> None:
+        if self.practice.looping and self.piece is not None and self.start_at_ms is not None:
+            self.loop_run = LoopRun(
+                self.piece,
+                self.practice,
+                base_bpm=self.base_bpm,
+                count_in_beats=self.count_in_beats,
+                scoring=self.settings.scoring,
+                start_at_ms=self.start_at_ms,
+                parts={u: p.part for u, p in self._players.items() if p.part is not None},
+            )
+
+    def _score(self, player: _Player, kind: str, pitch: int, t_ms: float) -> None:
+        """Score one event: the loop's pass, the player's scorer, or a free-jam count."""
+        if self.loop_run is not None:
+            self.loop_run.note(player.user_id, kind, pitch, t_ms)
+            player.notes_played += kind == "on"
+        elif player.scorer is not None:
+            if kind == "on":
+                player.scorer.note_on(pitch, t_ms - (self.start_at_ms or 0))
+            else:
+                player.scorer.note_off(pitch, t_ms - (self.start_at_ms or 0))
+        elif kind == "on":
+            player.notes_played += 1
+
     # -- playing -----------------------------------------------------------------
 
     def start(self, user_id: str, now_ms: int) -> int:
@@ -527,16 +621,17 @@ class Room:
         )
         for player in self._players.values():
             player.scorer = self._scorer(player.part)
+        self._start_loop()
         return self.start_at_ms
 
     def _scorer(self, part: str | None) -> Scorer | None:
-        if self.piece is None or part is None:
-            return None
+        if self.piece is None or part is None or self.practice.looping:
+            return None  # a loop scores each pass on its own (rooms.practice.LoopRun)
         return Scorer(
             self.piece.part(part).notes,
             time_scale=self.time_scale,
             tempo_bpm=self.tempo_bpm,
-            settings=self.settings.scoring,
+            settings=scaled_scoring(self.settings.scoring, self.practice.tempo_pct),
         )
 
     def accept(
@@ -568,17 +663,9 @@ class Room:
                     f"at most ±{skew:.0f} ms is accepted (is the clock synchronised?)",
                 )
         player = self._players[user_id]
-        scorer = player.scorer
-        start = self.start_at_ms
         out = []
         for event in events:
-            if scorer is not None:
-                if event.type == "on":
-                    scorer.note_on(event.pitch, event.t_ms - start)
-                else:
-                    scorer.note_off(event.pitch, event.t_ms - start)
-            elif event.type == "on":
-                player.notes_played += 1
+            self._score(player, event.type, event.pitch, event.t_ms)
             self.seq += 1
             recorded = RecordedEvent(
                 self.seq, user_id, player.part, event.type, event.pitch, event.velocity, event.t_ms
@@ -599,6 +686,8 @@ class Room:
         return self.start_at_ms + self._end_ms() + self.settings.grace_ms
 
     def _end_ms(self) -> float:
+        if self.loop_run is not None and self.start_at_ms is not None:
+            return self.loop_run.end_ms() - self.start_at_ms
         grid_end = self.grid_end_ms()
         end = grid_end
         for player in self._players.values():
@@ -619,6 +708,8 @@ class Room:
         if self.start_at_ms is None:
             raise RoomError("not_started", "the room has not started yet")
         reached_end = self.piece is None or now_ms >= self.start_at_ms + self._end_ms()
+        if self.loop_run is not None and not self.loop_run.done:
+            reached_end = False  # passes are still to come
         events: dict[str, list[RecordedEvent]] = {}
         for event in self.recording.events:
             events.setdefault(event.user_id, []).append(event)
@@ -637,9 +728,7 @@ class Room:
                     left_at_ms=player.left_at_ms,
                     complete=complete,
                     result=self._result(player, final=True, complete=complete),
-                    onsets_by_tick=None
-                    if player.scorer is None
-                    else player.scorer.matched_onsets_by_tick(),
+                    onsets_by_tick=self._onsets(player),
                     events=tuple(events.get(player.user_id, ())),
                 )
             )
@@ -748,13 +837,7 @@ class Room:
         for event in sorted(partial.events, key=lambda e: e.seq):
             if event.seq in known:
                 continue
-            if player.scorer is not None:
-                if event.type == "on":
-                    player.scorer.note_on(event.pitch, event.t_ms - self.start_at_ms)
-                else:
-                    player.scorer.note_off(event.pitch, event.t_ms - self.start_at_ms)
-            elif event.type == "on":
-                player.notes_played += 1
+            self._score(player, event.type, event.pitch, event.t_ms)
             self.recording.add(event)
             replayed += 1
         return replayed
@@ -767,6 +850,10 @@ class Room:
             "mode": self.mode,
             "piece_id": self.piece_id,
             "tempo_bpm": self.tempo_bpm,
+            "base_bpm": self.base_bpm,
+            "practice": self.practice.to_dict(),
+            "passes": None if self.loop_run is None else self.loop_run.schedule(),
+            "loop_done": self.loop_run is not None and self.loop_run.done,
             "count_in_beats": self.count_in_beats,
             "host": self.host,
             "created_at_ms": self.created_at_ms,
@@ -804,11 +891,12 @@ class Room:
             host_user_id=snap["host"],
             piece=piece,
             piece_id=snap["piece_id"],
-            tempo_bpm=snap["tempo_bpm"],
+            tempo_bpm=snap.get("base_bpm", snap["tempo_bpm"]),
             count_in_beats=snap["count_in_beats"],
             settings=settings,
             created_at_ms=snap["created_at_ms"],
             invite_code=snap.get("invite_code"),
+            practice=Practice.from_dict(snap.get("practice")),
         )
         room.apply_snapshot(snap)
         return room
@@ -816,6 +904,8 @@ class Room:
     def apply_snapshot(self, snap: dict[str, Any]) -> None:
         """Take the host, start, members and players of ``snap``; keep scorers and notes."""
         self.host = snap["host"]
+        if self.start_at_ms is None and snap.get("practice"):
+            self._set_practice(Practice.from_dict(snap["practice"]))
         if self.start_at_ms is None and snap["start_at_ms"] is not None:
             self.start_at_ms = snap["start_at_ms"]
             for player in self._players.values():
@@ -831,6 +921,10 @@ class Room:
             player.left_at_ms = left
             players[user_id] = player
         self._players = players
+        if self.loop_run is None and self.start_at_ms is not None:
+            self._start_loop()
+        if self.loop_run is not None and snap.get("passes"):
+            self.loop_run.restore(snap["passes"], snap.get("loop_done", False))
         seat = snap.get("partner")
         self.partner = PartnerSeat(*seat) if seat else None
         bot = self.partner.user_id if self.partner is not None else None
@@ -839,10 +933,21 @@ class Room:
             for m in snap["members"]
         }
 
+    def _onsets(self, player: _Player) -> dict[int, list[float]] | None:
+        if self.loop_run is not None and player.part is not None:
+            return self.loop_run.onsets_by_tick(player.user_id)
+        return None if player.scorer is None else player.scorer.matched_onsets_by_tick()
+
     def _result(self, player: _Player, *, final: bool, complete: bool) -> dict[str, Any]:
+        if self.loop_run is not None and player.part is not None:
+            result = self.loop_run.result(player.user_id, final=final, complete=complete)
+            result["part"] = player.part
+            return result
         if player.scorer is not None:
             result = player.scorer.result(final=final, complete=complete)
         else:  # free mode: nothing to score against
             result = {"notes_played": player.notes_played, "complete": complete}
         result["part"] = player.part
+        if player.scorer is not None:
+            result["tempo_pct"] = self.practice.tempo_pct
         return result
