@@ -410,7 +410,8 @@ class LoopRun:
             self.done = True
             return None
         beat = 60000.0 / (self.base_bpm * pct / 100.0)
-        nxt = self._pass(p.index + 1, pct, now_ms + self.count_in_beats * beat, now_ms)
+        start = round(now_ms + self.count_in_beats * beat)  # whole ms, as the room's start_at
+        nxt = self._pass(p.index + 1, pct, start, now_ms)
         self.passes.append(nxt)
         return nxt
 
@@ -444,6 +445,7 @@ class LoopRun:
                 r = p.results[user_id]
             else:
                 r = scorer.result(final=final, complete=complete)
+            r = {**r, "tempo_pct": p.tempo_pct}
             entries.append({**p.to_dict(), "accuracy": r["accuracy"], "result": r})
         return combine(entries, complete=complete, practice=self.practice, section=self.section)
 
