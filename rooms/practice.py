@@ -127,15 +127,16 @@ class Loop:
 
 @dataclass(frozen=True, slots=True)
 class Practice:
-    """A room's practice settings: ``tempo_pct`` (%), ``loop``, ``ladder``.
+    """A room's practice settings: ``tempo_pct`` (%), ``loop``, ``ladder``, ``wait``.
 
     ``tempo_pct`` is the tempo of a room without a ladder; with one, the first
-    pass's is ``ladder.start_pct``.
+    pass's is ``ladder.start_pct``. ``wait``: wait mode (:mod:`rooms.wait_mode`).
     """
 
     tempo_pct: float = 100.0
     loop: Loop | None = None
     ladder: Ladder | None = None
+    wait: bool = False
 
     @property
     def looping(self) -> bool:
@@ -150,6 +151,7 @@ class Practice:
             "tempo_pct": self.tempo_pct,
             "loop": None if self.loop is None else self.loop.to_dict(),
             "ladder": None if self.ladder is None else self.ladder.to_dict(),
+            "wait": self.wait,
         }
 
     @classmethod
@@ -161,6 +163,7 @@ class Practice:
             tempo_pct=d.get("tempo_pct", 100.0),
             loop=Loop(**loop) if loop else None,
             ladder=Ladder(**ladder) if ladder else None,
+            wait=d.get("wait", False),
         )
 
 
@@ -170,6 +173,7 @@ def make_practice(
     tempo_pct: float = 100.0,
     loop: Loop | None = None,
     ladder: Ladder | None = None,
+    wait: bool = False,
     base_bpm: float,
     min_bpm: float,
     max_bpm: float,
@@ -177,15 +181,19 @@ def make_practice(
     """Checked practice settings for a room on ``piece`` at ``base_bpm`` (BPM at 100 %).
 
     Raises ``RoomError``: ``invalid_tempo`` (a percent outside 25–150, or a
-    tempo outside ``min_bpm``–``max_bpm``), ``loop_in_free_jam`` (a loop or
-    ladder without a piece), ``invalid_bars`` (bars outside the piece, or
-    ``from_bar`` after ``to_bar``), ``invalid_repeats`` (1–100).
+    tempo outside ``min_bpm``–``max_bpm``), ``practice_in_free_jam`` (a loop,
+    ladder or wait mode without a piece), ``practice_conflict`` (wait mode with a
+    loop or ladder), ``invalid_bars`` (bars outside the piece, or ``from_bar``
+    after ``to_bar``), ``invalid_repeats`` (1–100).
     """
     check_pct(tempo_pct)
-    practice = Practice(tempo_pct, loop, ladder)
+    practice = Practice(tempo_pct, loop, ladder, wait)
+    if (practice.looping or wait) and piece is None:
+        raise RoomError("practice_in_free_jam", "a free jam has no score to loop or wait at")
+    if practice.looping and wait:
+        raise RoomError("practice_conflict", "wait mode cannot be combined with a loop or ladder")
     if practice.looping:
-        if piece is None:
-            raise RoomError("loop_in_free_jam", "a free jam has no bars to loop")
+        assert piece is not None
         section(piece, loop or Loop())
         repeats = (loop or Loop(repeats=MAX_PASSES if ladder else 1)).repeats
         if not 1 <= repeats <= MAX_PASSES:

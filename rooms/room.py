@@ -30,6 +30,7 @@ among the session's players; it neither hosts nor keeps a room open.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from rooms.piece import Piece
 from rooms.practice import LoopRun, Pass, Practice, make_practice, scaled_scoring
 from rooms.recording import RecordedEvent, Recording
 from rooms.scoring import Scorer, ScoringSettings, asynchrony
+from rooms.wait_mode import WaitScorer
 
 MODES = ("duet", "ensemble", "free")
 ROLES = ("player", "spectator")
@@ -238,6 +240,7 @@ class Room:
         self.practice = Practice()
         self._set_practice(practice or Practice())
         self.loop_run: LoopRun | None = None
+        self.waiting: dict[str, WaitScorer] | None = None  # wait mode's scorers, by player
         self.count_in_beats = count_in_beats
         self.settings = settings or RoomSettings()
         self.host = host_user_id
@@ -276,6 +279,7 @@ class Room:
             tempo_pct=practice.tempo_pct,
             loop=practice.loop,
             ladder=practice.ladder,
+            wait=practice.wait,
             base_bpm=self.base_bpm,
             min_bpm=MIN_BPM,
             max_bpm=MAX_BPM,
@@ -586,9 +590,29 @@ class Room:
                 parts={u: p.part for u, p in self._players.items() if p.part is not None},
             )
 
+    def _start_wait(self) -> None:
+        if self.practice.wait and self.piece is not None and self.start_at_ms is not None:
+            partner = self.partner.user_id if self.partner is not None else None
+            self.waiting = {
+                u: WaitScorer(
+                    self.piece.part(p.part).notes,
+                    time_scale=self.time_scale,
+                    tempo_bpm=self.tempo_bpm,
+                )
+                for u, p in self._players.items()
+                if p.part is not None and u != partner
+            }
+
     def _score(self, player: _Player, kind: str, pitch: int, t_ms: float) -> None:
-        """Score one event: the loop's pass, the player's scorer, or a free-jam count."""
-        if self.loop_run is not None:
+        """Score one event: wait mode, the loop's pass, the player's scorer, or a count."""
+        waiting = self.waiting.get(player.user_id) if self.waiting is not None else None
+        if waiting is not None:
+            t = t_ms - (self.start_at_ms or 0)
+            if kind == "on":
+                waiting.note_on(pitch, t)
+            else:
+                waiting.note_off(pitch, t)
+        elif self.loop_run is not None:
             self.loop_run.note(player.user_id, kind, pitch, t_ms)
             player.notes_played += kind == "on"
         elif player.scorer is not None:
@@ -615,6 +639,10 @@ class Room:
             raise RoomError("already_started", "the room has already started")
         if not self.players_present():
             raise RoomError("no_players", "at least one player must join before the start")
+        if self.practice.wait and len(self.players_present()) > 1:
+            raise RoomError(
+                "wait_mode_solo", "wait mode is for one player (with a computer partner or alone)"
+            )
         beat_ms = 60000.0 / self.tempo_bpm
         self.start_at_ms = int(
             now_ms + self.settings.start_delay_ms + self.count_in_beats * beat_ms
@@ -622,10 +650,11 @@ class Room:
         for player in self._players.values():
             player.scorer = self._scorer(player.part)
         self._start_loop()
+        self._start_wait()
         return self.start_at_ms
 
     def _scorer(self, part: str | None) -> Scorer | None:
-        if self.piece is None or part is None or self.practice.looping:
+        if self.piece is None or part is None or self.practice.looping or self.practice.wait:
             return None  # a loop scores each pass on its own (rooms.practice.LoopRun)
         return Scorer(
             self.piece.part(part).notes,
@@ -683,9 +712,14 @@ class Room:
         """
         if self.start_at_ms is None or self.piece is None:
             return None
+        if self.waiting is not None and math.isinf(self._end_ms()):
+            return None  # wait mode: the room waits for the player, on no clock
         return self.start_at_ms + self._end_ms() + self.settings.grace_ms
 
     def _end_ms(self) -> float:
+        if self.waiting is not None:
+            ends = [w.end_ms() for w in self.waiting.values()]
+            return math.inf if None in ends else max((e for e in ends if e is not None), default=0)
         if self.loop_run is not None and self.start_at_ms is not None:
             return self.loop_run.end_ms() - self.start_at_ms
         grid_end = self.grid_end_ms()
@@ -923,6 +957,8 @@ class Room:
         self._players = players
         if self.loop_run is None and self.start_at_ms is not None:
             self._start_loop()
+        if self.waiting is None and self.start_at_ms is not None:
+            self._start_wait()
         if self.loop_run is not None and snap.get("passes"):
             self.loop_run.restore(snap["passes"], snap.get("loop_done", False))
         seat = snap.get("partner")
@@ -934,11 +970,18 @@ class Room:
         }
 
     def _onsets(self, player: _Player) -> dict[int, list[float]] | None:
+        if self.waiting is not None:
+            return None  # timing is not judged in wait mode
         if self.loop_run is not None and player.part is not None:
             return self.loop_run.onsets_by_tick(player.user_id)
         return None if player.scorer is None else player.scorer.matched_onsets_by_tick()
 
     def _result(self, player: _Player, *, final: bool, complete: bool) -> dict[str, Any]:
+        waiting = self.waiting.get(player.user_id) if self.waiting is not None else None
+        if waiting is not None:
+            result = waiting.result(final=final, complete=complete)
+            result["part"] = player.part
+            return result
         if self.loop_run is not None and player.part is not None:
             result = self.loop_run.result(player.user_id, final=final, complete=complete)
             result["part"] = player.part

@@ -11,7 +11,9 @@ the same path as a person's notes (:func:`server.realtime.relay.relay_notes`),
 so the others get ordinary ``note``/``notes`` events with ``seq``. The task
 stops when the room finishes or the partner is removed (then the notes it
 holds get their note-offs). On several processes the partner plays on the
-process that started the room and hears the players scored there.
+process that started the room and hears the players scored there. In wait
+mode (:mod:`rooms.wait_mode`) the follower is a
+:class:`rooms.wait_mode.WaitFollower`, woken each time the human completes a chord.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rooms.errors import RoomError
 from rooms.following import Cue, Follower
 from rooms.notes import NoteEvent
 from rooms.room import Room
+from rooms.wait_mode import WaitFollower
 from server.realtime.relay import relay_notes
 from server.realtime.timers import now_ms
 from server.services.schemas import PartnerAddIn
@@ -38,14 +41,15 @@ log = logging.getLogger("tutti.partners")
 class _Playing:
     """One room's running partner: its follower, the task, and the wake-up of new notes."""
 
-    def __init__(self, room: Room, follower: Follower) -> None:
+    def __init__(self, room: Room, follower: Follower | WaitFollower) -> None:
         self.room = room
         self.follower = follower
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
     def heard(self, expected_ms: float, played_ms: float) -> None:
-        self.follower.heard(expected_ms, played_ms)
+        if isinstance(self.follower, Follower):
+            self.follower.heard(expected_ms, played_ms)
         self.wake.set()
 
 
@@ -98,14 +102,20 @@ class Partners:
         seat = room.partner
         if seat is None or seat.user_id not in room.members or room.piece is None:
             return
-        follower = Follower(
+        follower: Follower | WaitFollower = Follower(
             room.piece.part(seat.part).notes,
             time_scale=room.time_scale,
             tempo_bpm=room.tempo_bpm,
             human_ticks=room.human_ticks(),
             follow=seat.follow,
         )
+        if room.waiting:  # wait mode: it waits with the (one) human at each chord
+            human = next(iter(room.waiting.values()))
+            notes = room.piece.part(seat.part).notes
+            follower = WaitFollower(notes, human=human, time_scale=room.time_scale)
         playing = _Playing(room, follower)
+        if room.waiting:
+            human.listeners.append(lambda _: playing.wake.set())
         for user_id in room.players_present():
             scorer = room.scorer_of(user_id)
             if scorer is not None and seat.follow:

@@ -1,4 +1,4 @@
-"""Practice tools on the wire: ``room:tempo``, ``room:loop`` and the passes of a loop.
+"""Practice tools on the wire: ``room:tempo``, ``room:loop``, the passes of a loop, wait mode.
 
 The rules are :mod:`rooms.practice` (through :class:`rooms.room.Room`); this
 module only keeps their clock. When a looping room starts, and at the end of
@@ -17,6 +17,12 @@ the loop is done and the room finishes after its grace period (the finish
 timer of :class:`server.realtime.room_service.RoomService`, which follows
 :meth:`rooms.room.Room.finish_due_ms`). On several processes the passes are
 run by the process that started the room.
+
+Wait mode (:mod:`rooms.wait_mode`): at the start and after every chord the
+player completes, the members get ``room:wait`` ``{"room_id", "user_id",
+"chord", "chords", "onset_beat", "pitches", "due_ms", "due_at", "waited_ms"}``
+(:meth:`rooms.wait_mode.WaitScorer.position`; ``due_at`` epoch ms); once the
+last chord is played the room finishes after its grace period.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from rooms.errors import RoomError
 from rooms.practice import Pass, Practice
 from rooms.room import Room
+from rooms.wait_mode import WaitScorer
 from server.realtime.timers import FinishTimers, now_ms
 from server.services.schemas import LoopEventIn, TempoEventIn
 
@@ -71,7 +78,11 @@ class PracticeRunner:
         return {"room": room.state(now_ms())}
 
     def start(self, room: Room) -> None:
-        """``room`` started here: announce its first pass and time the next."""
+        """``room`` started here: announce its first pass and time the next; in wait mode,
+        announce where it waits (``room:wait``) now and after every chord played."""
+        for user_id, scorer in (room.waiting or {}).items():
+            scorer.listeners.append(lambda s, u=user_id: self._chord_played(room, u, s))
+            self.service.tasks.spawn(self._announce_wait(room, user_id, scorer))
         if room.loop_run is None:
             return
         first = room.loop_run.current
@@ -114,6 +125,19 @@ class PracticeRunner:
             "next": None if nxt is None else {**nxt.to_dict(), "clicks": run.clicks(nxt)},
         }
         await self.service.broadcast.emit("room:pass", payload, room.room_id)
+
+    def _chord_played(self, room: Room, user_id: str, scorer: WaitScorer) -> None:
+        self.service.tasks.spawn(self._announce_wait(room, user_id, scorer))
+        if room.finish_due_ms() is not None:  # the last chord: the room ends after its grace
+            self.service._schedule_finish_check(room)
+
+    async def _announce_wait(self, room: Room, user_id: str, scorer: WaitScorer) -> None:
+        if room.is_finished or room.start_at_ms is None:
+            return
+        payload = {"room_id": room.room_id, "user_id": user_id, **scorer.position()}
+        if payload["due_ms"] is not None:
+            payload["due_at"] = round(room.start_at_ms + payload["due_ms"], 1)
+        await self.service.broadcast.emit("room:wait", payload, room.room_id)
 
 
 def _head(p: Pass) -> dict[str, Any]:

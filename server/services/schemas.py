@@ -114,7 +114,7 @@ class LoopIn(_Strict):
 
 class RoomCreateIn(_Strict):
     """``room:create``. Practice tools (:mod:`rooms.practice`): ``tempo_pct`` 25–150 % of
-    the tempo, ``loop`` a section, ``ladder`` a tempo ladder."""
+    the tempo, ``loop`` a section, ``ladder`` a tempo ladder, ``wait`` wait mode."""
 
     piece_id: Id | None = None
     mode: Literal["duet", "ensemble", "free"]
@@ -124,6 +124,7 @@ class RoomCreateIn(_Strict):
     tempo_pct: float = Field(default=100.0, ge=25, le=150)
     loop: LoopIn | None = None
     ladder: LadderIn | None = None
+    wait: bool = False
 
     def to_practice(self) -> Practice:
         """The practice settings; ``RoomError("invalid_ladder")`` for a bad ladder."""
@@ -131,6 +132,7 @@ class RoomCreateIn(_Strict):
             self.tempo_pct,
             None if self.loop is None else self.loop.to_loop(),
             None if self.ladder is None else self.ladder.to_ladder(),
+            self.wait,
         )
 
 

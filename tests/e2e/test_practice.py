@@ -14,9 +14,11 @@ import itertools
 
 import pytest
 
+from loadtests.bench.partner import heard_from
 from rooms.performance import PlannedEvent
 from rooms.piece import load_midi
 from rooms.practice import Loop, section
+from rooms.wait_mode import WaitScorer
 from server.clients.bot import send_group
 from server.clients.room_client import TuttiClient
 from tests.music import chorale_midi
@@ -138,7 +140,7 @@ async def test_every_bad_practice_request_is_refused_and_changes_nothing(server)
     for extra, code in bad_creates:
         await expect_error(host, "room:create", {**create, **extra}, code)
     free = {"piece_id": None, "mode": "free", "loop": {"from_bar": 1}}
-    await expect_error(host, "room:create", free, "loop_in_free_jam")
+    await expect_error(host, "room:create", free, "practice_in_free_jam")
 
     rid = (await host.call("room:create", {**create, "tempo_pct": 80}))["room"]["room_id"]
     await host.call("room:join", {"room_id": rid, "role": "player", "part": "Soprano"})
@@ -195,3 +197,53 @@ async def test_every_bad_practice_request_is_refused_and_changes_nothing(server)
     for client in (host, other):
         await client.disconnect()
     await asyncio.sleep(0)
+
+
+async def test_wait_mode_waits_for_the_right_note_and_the_partner_waits_too(server):
+    host = await connected(server.url, "host")
+    rid = await practice_room(host, wait=True)
+    await host.call("room:join", {"room_id": rid, "role": "player", "part": "Soprano"})
+    await host.call("room:add_partner", {"room_id": rid, "part": "Bass", "follow": True})
+    other = await connected(server.url, "other")
+    await other.call("room:join", {"room_id": rid, "role": "player", "part": "Alto"})
+    await expect_error(host, "room:start", {"room_id": rid}, "wait_mode_solo")
+    await other.call("room:leave", {"room_id": rid})
+    await host.call("room:start", {"room_id": rid})
+    partner = f"partner-{rid}"
+    chords = WaitScorer(PIECE.part("Soprano").notes, time_scale=1.0, tempo_bpm=96).chords
+    first = await host.wait_for("room:wait", lambda e: e["chord"] == 0)
+    assert first["pitches"] == list(chords[0].pitches) and first["waited_ms"] is None
+    played = []
+    for k, chord in enumerate(chords):
+        await host.wait_for("room:wait", lambda e, k=k: e["chord"] == k)
+        (pitch,) = chord.pitches
+        if k == 3:
+            await asyncio.sleep(1.5)  # the room waits here
+        for wrong in (pitch + 1, pitch + 2):
+            await host.call("note", note(rid, host, wrong))
+        right = note(rid, host, pitch)
+        await host.call("note", right)
+        played.append(right["t"])
+    last = await host.wait_for("room:wait", lambda e: e["chord"] == len(chords))
+    assert last["pitches"] == [] and "due_at" not in last
+    finished = await host.wait_for("room:finished", timeout=30)
+    result = finished["results"][host.user["id"]]
+    assert result["mode"] == "wait" and result["complete"] is True
+    n = len(chords)
+    assert (result["notes_matched"], result["wrong_pitch"], result["missed"]) == (n, 2 * n, 0)
+    assert result["pitch_accuracy"] == pytest.approx(1 / 3, abs=1e-6)
+    assert result["waits_ms"][3] > 500 and result["wait_max_ms"] == max(result["waits_ms"])
+    # The partner played all its part, never before the human had played where it was.
+    ons = [e for e in heard_from(host, partner) if e["type"] == "on"]
+    assert len(ons) == len(PIECE.part("Bass").notes)
+    bass = PIECE.part("Bass").notes
+    for chord, t in zip(chords, played, strict=True):
+        before = sum(1 for e in ons if e["t"] < t)
+        assert before <= sum(1 for n in bass if n.onset_tick < chord.tick)
+    assert finished["partner"]["part"] == "Bass"
+    for client in (host, other):
+        await client.disconnect()
+
+
+def note(rid: str, client: TuttiClient, pitch: int) -> dict:
+    return {"room_id": rid, "type": "on", "pitch": pitch, "velocity": 80, "t": client.server_now()}

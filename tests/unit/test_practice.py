@@ -220,7 +220,7 @@ def test_a_bad_ladder_is_refused(args):
 def test_no_loop_in_a_free_jam():
     with pytest.raises(RoomError) as info:
         make_room("free", practice=Practice(loop=Loop(1, 2)))
-    assert info.value.code == "loop_in_free_jam"
+    assert info.value.code == "practice_in_free_jam"
 
 
 @pytest.mark.parametrize(
