@@ -17,8 +17,10 @@ STATUS: dict[str, int] = {
     "token_expired": 401,
     "unknown_user": 401,
     "account_deleted": 403,
+    "forbidden": 403,  # e.g. a recorded take of a session the caller was not in
     # what was asked for is not there
     "not_found": 404,
+    "no_take": 404,  # no recorded take of that player in that session (rooms.takes)
     "unknown_piece": 404,
     "unknown_instrument": 404,
     "notation_unavailable": 404,  # the piece plays, but has no score (server.services.notation)

@@ -106,6 +106,7 @@ class PartnerSeat:
     display_name: str
     part: str
     follow: bool
+    take: dict[str, Any] | None = None  # a recorded take it replays (rooms.takes.Take.to_dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,7 +468,13 @@ class Room:
     # -- the computer partner (server/realtime/partners.py plays it) -------------
 
     def add_partner(
-        self, user_id: str, part: str | None, *, follow: bool, now_ms: int
+        self,
+        user_id: str,
+        part: str | None,
+        *,
+        follow: bool,
+        now_ms: int,
+        take: dict[str, Any] | None = None,
     ) -> PartnerSeat:
         """The host seats a computer partner on ``part`` (``None``: the first free part).
 
@@ -502,7 +509,8 @@ class Room:
             )
         chosen = self._choose_part(part)
         assert chosen is not None  # a piece always gives a part
-        seat = PartnerSeat(f"partner-{self.room_id}", "Computer partner", chosen, follow)
+        name = "Computer partner" if take is None else "Recorded take"
+        seat = PartnerSeat(f"partner-{self.room_id}", name, chosen, follow, take)
         self.partner = seat
         self._players[seat.user_id] = _Player(
             seat.user_id, seat.display_name, chosen, None, now_ms, scorer=None
@@ -812,6 +820,7 @@ class Room:
                     "display_name": partial.display_name,
                     "part": partial.part,
                     "follow": self.partner.follow,
+                    "take": self.partner.take,
                     "complete": result["complete"],
                     "result": result,
                 }
@@ -899,6 +908,7 @@ class Room:
                 self.partner.display_name,
                 self.partner.part,
                 self.partner.follow,
+                self.partner.take,
             ],
             "start_at_ms": self.start_at_ms,
             "closed_session_id": self.closed_session_id

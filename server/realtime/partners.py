@@ -27,8 +27,10 @@ from rooms.errors import RoomError
 from rooms.following import Cue, Follower
 from rooms.notes import NoteEvent
 from rooms.room import Room
+from rooms.takes import Take, TakeFollower
 from rooms.wait_mode import WaitFollower
 from server.realtime.relay import relay_notes
+from server.realtime.takes import load_take
 from server.realtime.timers import now_ms
 from server.services.schemas import PartnerAddIn
 
@@ -41,7 +43,7 @@ log = logging.getLogger("tutti.partners")
 class _Playing:
     """One room's running partner: its follower, the task, and the wake-up of new notes."""
 
-    def __init__(self, room: Room, follower: Follower | WaitFollower) -> None:
+    def __init__(self, room: Room, follower: Follower | WaitFollower | TakeFollower) -> None:
         self.room = room
         self.follower = follower
         self.wake = asyncio.Event()
@@ -59,6 +61,7 @@ class Partners:
     def __init__(self, service: RoomService) -> None:
         self.service = service
         self._playing: dict[str, _Playing] = {}
+        self._takes: dict[str, Take] = {}  # room -> the recorded take its partner replays
 
     async def add(self, sid: str, msg: PartnerAddIn) -> dict[str, Any]:
         """``room:add_partner`` → ``{"room": state, "partner": {"user_id", "part", "follow"}}``.
@@ -66,17 +69,29 @@ class Partners:
         Raises ``RoomError``: ``unknown_room`` and :meth:`rooms.room.Room.add_partner`'s.
         """
         user_id = self.service.connections.require(sid).user_id
+        take = None
+        if msg.from_session is not None and msg.user_id is not None:
+            known = await self.service._lookup(msg.room_id)
+            take = await load_take(self.service, user_id, known, msg.from_session, msg.user_id)
         room, seat = await self.service._change(
             msg.room_id,
             lambda room: room.add_partner(
-                user_id, msg.part, follow=msg.follow, now_ms=int(now_ms())
+                user_id,
+                msg.part if take is None else take.part,
+                follow=msg.follow and take is None,
+                now_ms=int(now_ms()),
+                take=None if take is None else take.to_dict(),
             ),
         )
+        if take is not None:
+            self._takes[room.room_id] = take
         await self.service._publish_state(room)
         log.info(
             "room %s: computer partner on %s (follow=%s)", room.room_id, seat.part, seat.follow
         )
         partner = {"user_id": seat.user_id, "part": seat.part, "follow": seat.follow}
+        if seat.take is not None:
+            partner["take"] = seat.take
         return {"room": room.state(now_ms()), "partner": partner}
 
     async def remove(self, sid: str, room_id: str) -> dict[str, Any]:
@@ -102,14 +117,17 @@ class Partners:
         seat = room.partner
         if seat is None or seat.user_id not in room.members or room.piece is None:
             return
-        follower: Follower | WaitFollower = Follower(
+        follower: Follower | WaitFollower | TakeFollower = Follower(
             room.piece.part(seat.part).notes,
             time_scale=room.time_scale,
             tempo_bpm=room.tempo_bpm,
             human_ticks=room.human_ticks(),
             follow=seat.follow,
         )
-        if room.waiting:  # wait mode: it waits with the (one) human at each chord
+        take = self._takes.get(room.room_id)
+        if take is not None and seat.take is not None:
+            follower = TakeFollower(take, tempo_bpm=room.tempo_bpm)
+        elif room.waiting:  # wait mode: it waits with the (one) human at each chord
             human = next(iter(room.waiting.values()))
             notes = room.piece.part(seat.part).notes
             follower = WaitFollower(notes, human=human, time_scale=room.time_scale)
@@ -126,6 +144,8 @@ class Partners:
     def stop(self, room_id: str) -> None:
         """Stop ``room_id``'s partner (finished, removed, dropped); nothing when none plays."""
         playing = self._playing.pop(room_id, None)
+        if playing is None or playing.room.is_finished:
+            self._takes.pop(room_id, None)
         if playing is None:
             return
         if playing.task is not None and playing.task is not asyncio.current_task():

@@ -172,11 +172,21 @@ class RoomIdIn(_Strict):
 
 class PartnerAddIn(_Strict):
     """``room:add_partner``: ``part`` null takes the first free part; ``follow`` false plays
-    at the room tempo instead of following the human players."""
+    at the room tempo instead of following the human players. ``from_session`` and
+    ``user_id``: replay that player's recorded take of a saved session instead (its part,
+    at its recorded timing; :mod:`rooms.takes`)."""
 
     room_id: Id
     part: Text | None = None
     follow: bool = True
+    from_session: Id | None = None
+    user_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _a_take_names_its_player(self) -> PartnerAddIn:
+        if (self.from_session is None) != (self.user_id is None):
+            raise ValueError("a recorded take needs both from_session and user_id")
+        return self
 
 
 class NoteIn(_Strict):

@@ -247,3 +247,56 @@ async def test_wait_mode_waits_for_the_right_note_and_the_partner_waits_too(serv
 
 def note(rid: str, client: TuttiClient, pitch: int) -> dict:
     return {"room_id": rid, "type": "on", "pitch": pitch, "velocity": 80, "t": client.server_now()}
+
+
+async def test_play_along_with_a_recorded_take(server):
+    host = await connected(server.url, "host")
+    piece = await upload_piece(host, MIDI, title="take")
+    create = {"piece_id": piece["id"], "mode": "duet", "count_in_beats": 0}
+    # Session 1: the host plays the Soprano's first four notes on the grid, then ends.
+    rid = (await host.call("room:create", create))["room"]["room_id"]
+    await host.call("room:join", {"room_id": rid, "role": "player", "part": "Soprano"})
+    start = (await host.call("room:start", {"room_id": rid}))["start_at"]
+    soprano = sorted(PIECE.part("Soprano").notes, key=lambda n: (n.onset_tick, n.pitch))[:4]
+    for n in soprano:
+        group = [PlannedEvent("on", n.pitch, 80, n.onset_s * 1000)]
+        await send_group(host, rid, group, start_at=start)
+    await asyncio.sleep(0.3)
+    session = (await host.call("room:end", {"room_id": rid}))["session_id"]
+    await host.wait_for("room:finished", lambda e: e["room_id"] == rid)
+
+    # Session 2, at 150 %: the take plays the Soprano while the host plays the Alto.
+    rid = (await host.call("room:create", {**create, "tempo_pct": 150}))["room"]["room_id"]
+    await host.call("room:join", {"room_id": rid, "role": "player", "part": "Alto"})
+    take = {"room_id": rid, "from_session": session, "user_id": host.user["id"]}
+    added = await host.call("room:add_partner", take)
+    assert added["partner"]["part"] == "Soprano" and added["partner"]["follow"] is False
+    assert added["partner"]["take"]["notes"] == 4
+    start = (await host.call("room:start", {"room_id": rid}))["start_at"]
+    partner = added["partner"]["user_id"]
+    await host.wait_for("note", lambda e: len(heard_from(host, partner)) >= 8, timeout=10)
+    ons = [e for e in heard_from(host, partner) if e["type"] == "on"]
+    assert [e["pitch"] for e in ons] == [n.pitch for n in soprano]
+    for e, n in zip(ons, soprano, strict=True):  # its recorded timing, at the new tempo
+        assert e["t"] - start == pytest.approx(n.onset_s * 1000 / 1.5, abs=2)
+    await host.call("room:end", {"room_id": rid})
+    finished = await host.wait_for("room:finished", lambda e: e["room_id"] == rid)
+    assert finished["partner"]["take"]["session_id"] == session
+
+    # Refusals: someone who was not in session 1, an unknown session, a non-player.
+    stranger = await connected(server.url, "stranger")
+    rid = (await stranger.call("room:create", create))["room"]["room_id"]
+    await stranger.call("room:join", {"room_id": rid, "role": "player", "part": "Alto"})
+    take = {"room_id": rid, "from_session": session, "user_id": host.user["id"]}
+    await expect_error(stranger, "room:add_partner", take, "forbidden")
+    await expect_error(stranger, "room:add_partner", {**take, "from_session": "nope"}, "not_found")
+    await expect_error(stranger, "room:add_partner", {**take, "room_id": "nope"}, "unknown_room")
+    await expect_error(host, "room:add_partner", take, "not_host")
+    await expect_error(
+        stranger, "room:add_partner", {"room_id": rid, "from_session": session}, "invalid_value"
+    )
+    look = await connected(server.url, "look")
+    state = (await look.call("room:join", {"room_id": rid, "role": "spectator"}))["room"]
+    assert not [m for m in state["members"] if m["bot"]]  # nothing changed
+    for client in (host, stranger, look):
+        await client.disconnect()
