@@ -454,6 +454,8 @@ class LoopRun:
             else:
                 r = scorer.result(final=final, complete=complete)
             r = {**r, "tempo_pct": p.tempo_pct}
+            if not final:  # live updates stay small: per-note detail only in the final result
+                r.pop("notes", None)
             entries.append({**p.to_dict(), "accuracy": r["accuracy"], "result": r})
         return combine(entries, complete=complete, practice=self.practice, section=self.section)
 

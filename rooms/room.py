@@ -26,6 +26,12 @@ A room may seat one computer partner (:meth:`Room.add_partner`): a player
 member with ``bot: true`` that holds a part and is scored, so the room's
 asynchrony counts it, but is reported apart (``FinishedRoom.partner``), never
 among the session's players; it neither hosts nor keeps a room open.
+
+Practice tools (:mod:`rooms.practice`, :mod:`rooms.wait_mode`) hook in at
+:meth:`Room.set_practice` (before the start), :meth:`Room.start` (a
+:class:`rooms.practice.LoopRun` of passes, or wait-mode scorers instead of the
+player's :class:`rooms.scoring.Scorer`), ``_score`` (where a note is scored),
+``_result``, ``_end_ms`` and :meth:`Room.advance_pass` (the end of a loop pass).
 """
 
 from __future__ import annotations

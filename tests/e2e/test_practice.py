@@ -136,10 +136,14 @@ async def test_every_bad_practice_request_is_refused_and_changes_nothing(server)
         ({"ladder": {**ladder, "step_pct": "5"}}, "wrong_type"),
         ({"ladder": {"start_pct": 70}}, "missing_field"),
         ({"loop": {"from_bar": 1, "bars": 2}}, "unknown_field"),
+        ({"wait": True, "loop": {"from_bar": 1}}, "practice_conflict"),
+        ({"wait": "yes"}, "wrong_type"),
     ]
     for extra, code in bad_creates:
         await expect_error(host, "room:create", {**create, **extra}, code)
     free = {"piece_id": None, "mode": "free", "loop": {"from_bar": 1}}
+    await expect_error(host, "room:create", free, "practice_in_free_jam")
+    free = {"piece_id": None, "mode": "free", "wait": True}
     await expect_error(host, "room:create", free, "practice_in_free_jam")
 
     rid = (await host.call("room:create", {**create, "tempo_pct": 80}))["room"]["room_id"]

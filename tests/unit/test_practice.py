@@ -258,3 +258,26 @@ def test_the_host_sets_practice_before_the_start():
     with pytest.raises(RoomError) as info:
         room.add_partner("host", "Bass", follow=True, now_ms=NOW)
     assert info.value.code == "partner_in_loop"
+
+
+def test_live_results_of_a_loop_leave_out_the_per_note_detail():
+    room = make_room("ensemble", practice=Practice(loop=Loop(1, 1, 3)))
+    join(room, "host", "Soprano")
+    room.start("host", NOW)
+    play_pass(room, "host")
+    room.advance_pass(room.loop_run.current.end_at_ms)
+    live = room.live_result("host")
+    assert [p["pass"] for p in live["passes"]] == [1, 2]
+    assert all("notes" not in p["result"] for p in live["passes"])
+    assert "notes" in room.loop_run.passes[0].results["host"]  # the final result keeps it
+
+
+def test_a_slowed_partner_plays_at_the_slowed_tempo():
+    room = make_room("ensemble", practice=Practice(tempo_pct=50))
+    join(room, "host", "Soprano")
+    room.add_partner("host", "Bass", follow=False, now_ms=NOW)
+    room.start("host", NOW)
+    # server/realtime/partners.py builds its follower from these: twice as slow.
+    assert (room.time_scale, room.tempo_bpm) == (2.0, 48.0)
+    partner = room.scorer_of(room.partner.user_id)
+    assert partner.settings.perfect_ms == 50.0
