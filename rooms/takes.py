@@ -10,7 +10,9 @@ Missed notes are not in the take, and neither are wrong pitches or extra notes
 :class:`TakeFollower` replays a take at its recorded timing, scaled to the room
 tempo (``t × take_bpm / room_bpm``), with the interface of
 :class:`rooms.following.Follower` that ``server/realtime/partners.py`` drives.
-Times are ms from the room's ``start_at``.
+Times are ms from the room's ``start_at``. To follow the human players
+instead, :meth:`Take.as_notes` gives a :class:`rooms.following.Follower` the
+take's recorded timing as its score.
 """
 
 from __future__ import annotations
@@ -36,6 +38,19 @@ class Take:
     tempo_bpm: float
     accuracy: float | None
     events: tuple[tuple[float, int, int, float, int], ...]
+
+    def as_notes(self, piece_bpm: float) -> tuple[Note, ...]:
+        """The take as score notes of a file at ``piece_bpm``: its recorded onsets become
+        the notes' times (``t × take_bpm / piece_bpm``), so a
+        :class:`rooms.following.Follower` plays the take's own timing, warped to
+        follow the human players (``room:add_partner`` with ``follow: true``)."""
+        scale = self.tempo_bpm / piece_bpm / 1000.0
+        out = []
+        for t, pitch, velocity, length, tick in self.events:
+            beat = t * scale * piece_bpm / 60.0
+            length_s = length * scale
+            out.append(Note(pitch, velocity, t * scale, t * scale + length_s, beat, beat, tick))
+        return tuple(out)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"session_id", "user_id", "part", "tempo_bpm", "accuracy", "notes"}``."""

@@ -78,7 +78,7 @@ class Partners:
             lambda room: room.add_partner(
                 user_id,
                 msg.part if take is None else take.part,
-                follow=msg.follow and take is None,
+                follow=msg.follow,
                 now_ms=int(now_ms()),
                 take=None if take is None else take.to_dict(),
             ),
@@ -125,7 +125,14 @@ class Partners:
             follow=seat.follow,
         )
         take = self._takes.get(room.room_id)
-        if take is not None and seat.take is not None:
+        if take is not None and seat.take is not None and seat.follow:
+            follower = Follower(  # the take's own timing, following the humans
+                take.as_notes(room.piece.bpm),
+                time_scale=room.time_scale,
+                tempo_bpm=room.tempo_bpm,
+                human_ticks=room.human_ticks(),
+            )
+        elif take is not None and seat.take is not None:
             follower = TakeFollower(take, tempo_bpm=room.tempo_bpm)
         elif room.waiting:  # wait mode: it waits with the (one) human at each chord
             human = next(iter(room.waiting.values()))

@@ -173,8 +173,8 @@ class RoomIdIn(_Strict):
 class PartnerAddIn(_Strict):
     """``room:add_partner``: ``part`` null takes the first free part; ``follow`` false plays
     at the room tempo instead of following the human players. ``from_session`` and
-    ``user_id``: replay that player's recorded take of a saved session instead (its part,
-    at its recorded timing; :mod:`rooms.takes`)."""
+    ``user_id``: replay that player's recorded take of a saved session instead (its part;
+    ``follow`` false: at its recorded timing; :mod:`rooms.takes`)."""
 
     room_id: Id
     part: Text | None = None

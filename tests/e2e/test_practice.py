@@ -272,7 +272,7 @@ async def test_play_along_with_a_recorded_take(server):
     # Session 2, at 150 %: the take plays the Soprano while the host plays the Alto.
     rid = (await host.call("room:create", {**create, "tempo_pct": 150}))["room"]["room_id"]
     await host.call("room:join", {"room_id": rid, "role": "player", "part": "Alto"})
-    take = {"room_id": rid, "from_session": session, "user_id": host.user["id"]}
+    take = {"room_id": rid, "from_session": session, "user_id": host.user["id"], "follow": False}
     added = await host.call("room:add_partner", take)
     assert added["partner"]["part"] == "Soprano" and added["partner"]["follow"] is False
     assert added["partner"]["take"]["notes"] == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rooms.errors import RoomError
+from rooms.following import Follower
 from rooms.scoring import Scorer
 from rooms.takes import TakeFollower, take_from_result
 from tests.unit.test_room import chorale
@@ -56,3 +57,16 @@ def test_no_take_without_recorded_notes(result):
     with pytest.raises(RoomError) as info:
         take_from_result("s1", "u1", result, chorale().part("Soprano").notes, piece_bpm=96.0)
     assert info.value.code == "no_take"
+
+
+def test_as_score_notes_the_follower_plays_the_take_s_timing():
+    take = take_from_result(
+        "s1", "u1", saved_result(), chorale().part("Soprano").notes, piece_bpm=96.0
+    )
+    # At 120 BPM (time scale 96/120): nobody to follow, so it plays the take's timing.
+    follower = Follower(take.as_notes(96.0), time_scale=96 / 120, tempo_bpm=120.0, follow=False)
+    cues = []
+    while (wake := follower.next_wake()) is not None:
+        cues += follower.due(wake)
+    ons = [c.t_ms for c in cues if c.type == "on"]
+    assert ons == pytest.approx([e[0] * 96 / 120 for e in take.events])
