@@ -500,10 +500,6 @@ class Room:
             )
         if self.start_at_ms is not None:
             raise RoomError("already_started", "add the partner before the room starts")
-        if self.practice.looping:
-            raise RoomError(
-                "partner_in_loop", "a computer partner cannot play a looped section yet"
-            )
         if self.partner is not None:
             raise RoomError(
                 "partner_exists",
@@ -560,16 +556,18 @@ class Room:
     def set_practice(self, user_id: str, practice: Practice) -> Practice:
         """The host changes the practice settings before the start (``room:tempo``,
         ``room:loop``). Raises ``RoomError`` ``room_finished``, ``not_host``,
-        ``already_started``, ``partner_in_loop`` and :func:`rooms.practice.make_practice`'s."""
+        ``already_started``, ``practice_conflict`` (a recorded take's partner) and
+        :func:`rooms.practice.make_practice`'s."""
         if self.is_finished:
             raise RoomError("room_finished", "this room has finished")
         if user_id != self.host:
             raise RoomError("not_host", "only the host can change the practice settings")
         if self.start_at_ms is not None:
             raise RoomError("already_started", "change the practice settings before the start")
-        if practice.looping and self.partner is not None:
+        take = self.partner is not None and self.partner.take is not None
+        if take and (practice.looping or practice.wait):
             raise RoomError(
-                "partner_in_loop", "a computer partner cannot play a looped section yet"
+                "practice_conflict", "a recorded take plays neither a loop nor wait mode"
             )
         before = (self.practice, self.tempo_bpm, self.time_scale)
         try:

@@ -27,6 +27,7 @@ from rooms.errors import RoomError
 from rooms.following import Cue, Follower
 from rooms.notes import NoteEvent
 from rooms.room import Room
+from rooms.scoring import Scorer
 from rooms.takes import Take, TakeFollower
 from rooms.wait_mode import WaitFollower
 from server.realtime.relay import relay_notes
@@ -43,9 +44,17 @@ log = logging.getLogger("tutti.partners")
 class _Playing:
     """One room's running partner: its follower, the task, and the wake-up of new notes."""
 
-    def __init__(self, room: Room, follower: Follower | WaitFollower | TakeFollower) -> None:
+    def __init__(
+        self,
+        room: Room,
+        follower: Follower | WaitFollower | TakeFollower,
+        start_ms: float,
+        scorers: list[Scorer],
+    ) -> None:
         self.room = room
         self.follower = follower
+        self.start_ms = start_ms  # epoch ms its times count from: start_at, or a loop pass's
+        self.scorers = scorers  # the human scorers it listens to
         self.wake = asyncio.Event()
         self.task: asyncio.Task | None = None
 
@@ -105,7 +114,7 @@ class Partners:
         playing = self._playing.get(room_id)
         self.stop(room_id)
         if playing is not None:  # the notes it holds are released before it goes
-            await self._send(playing, playing.follower.release(now_ms() - _start(room)))
+            await self._send(playing, playing.follower.release(now_ms() - playing.start_ms))
         room, _ = await self.service._change(
             room_id, lambda room: room.remove_partner(user_id, int(now_ms()))
         )
@@ -117,12 +126,18 @@ class Partners:
         seat = room.partner
         if seat is None or seat.user_id not in room.members or room.piece is None:
             return
+        humans = room.players_present()
+        notes = room.piece.part(seat.part).notes
+        scale, tempo, ticks, start = room.time_scale, room.tempo_bpm, room.human_ticks(), None
+        scorers = [s for s in (room.scorer_of(u) for u in humans) if s is not None]
+        if room.loop_run is not None:  # one follower per pass, on the looped bars
+            run, p = room.loop_run, room.loop_run.current
+            notes = run.section.notes(notes)
+            scale, tempo, start = room.piece.bpm / p.tempo_bpm, p.tempo_bpm, p.start_at_ms
+            scorers = [p.scorers[u] for u in humans if u in p.scorers]
+            ticks = {n.onset_tick for s in scorers for n in s.notes}
         follower: Follower | WaitFollower | TakeFollower = Follower(
-            room.piece.part(seat.part).notes,
-            time_scale=room.time_scale,
-            tempo_bpm=room.tempo_bpm,
-            human_ticks=room.human_ticks(),
-            follow=seat.follow,
+            notes, time_scale=scale, tempo_bpm=tempo, human_ticks=ticks, follow=seat.follow
         )
         take = self._takes.get(room.room_id)
         if take is not None and seat.take is not None and seat.follow:
@@ -138,13 +153,11 @@ class Partners:
             human = next(iter(room.waiting.values()))
             notes = room.piece.part(seat.part).notes
             follower = WaitFollower(notes, human=human, time_scale=room.time_scale)
-        playing = _Playing(room, follower)
+        playing = _Playing(room, follower, start or _start(room), scorers if seat.follow else [])
         if room.waiting:
             human.listeners.append(lambda _: playing.wake.set())
-        for user_id in room.players_present():
-            scorer = room.scorer_of(user_id)
-            if scorer is not None and seat.follow:
-                scorer.on_match = playing.heard
+        for scorer in playing.scorers:
+            scorer.on_match = playing.heard
         self._playing[room.room_id] = playing
         playing.task = asyncio.get_running_loop().create_task(self._play(playing))
 
@@ -157,14 +170,24 @@ class Partners:
             return
         if playing.task is not None and playing.task is not asyncio.current_task():
             playing.task.cancel()
-        for user_id in playing.room.players_present():
-            scorer = playing.room.scorer_of(user_id)
-            if scorer is not None and scorer.on_match == playing.heard:
+        for scorer in playing.scorers:
+            if scorer.on_match == playing.heard:
                 scorer.on_match = None
+
+    async def next_pass(self, room: Room) -> None:
+        """A loop pass ended (:class:`server.realtime.practice.PracticeRunner`): the
+        partner lets go of its notes and, when a pass follows, plays that one."""
+        playing = self._playing.get(room.room_id)
+        if playing is None:
+            return
+        self.stop(room.room_id)
+        await self._send(playing, playing.follower.release(now_ms() - playing.start_ms))
+        if room.pass_due_ms() is not None:
+            self.start(room)
 
     async def _play(self, playing: _Playing) -> None:
         room, follower = playing.room, playing.follower
-        start = _start(room)
+        start = playing.start_ms
         try:
             while not room.is_finished:
                 follower.set_latency(_rtt(room))
@@ -188,7 +211,7 @@ class Partners:
         seat = room.partner
         if not cues or seat is None or room.is_finished:
             return
-        start = _start(room)
+        start = playing.start_ms
         events = [NoteEvent(c.type, c.pitch, c.velocity, start + c.t_ms) for c in cues]
         try:
             for at in range(0, len(events), 64):

@@ -108,6 +108,7 @@ class PracticeRunner:
         except RoomError:  # the room is gone meanwhile
             return
         await self._announce(room, previous, nxt)
+        await self.service.partners.next_pass(room)
         self._schedule(room)
         log.info("room %s: pass %s over, next %s", room_id, previous.index, nxt and nxt.index)
 

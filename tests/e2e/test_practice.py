@@ -175,20 +175,8 @@ async def test_every_bad_practice_request_is_refused_and_changes_nothing(server)
     await expect_error(host, "room:loop", {"from_bar": 1}, "missing_field")
     assert await state() == before
 
-    # A computer partner cannot play a loop (yet): refused either way round.
-    await host.call("room:add_partner", {"room_id": rid, "part": "Bass", "follow": True})
-    with_partner = await state()
-    await expect_error(host, "room:loop", loop, "partner_in_loop")
-    assert await state() == with_partner
-    await host.call("room:remove_partner", {"room_id": rid})
     await host.call("room:loop", loop)
     looped = await state()
-    await expect_error(
-        host,
-        "room:add_partner",
-        {"room_id": rid, "part": "Bass", "follow": True},
-        "partner_in_loop",
-    )
     await host.call("room:start", {"room_id": rid})
     await expect_error(host, "room:loop", loop, "already_started")
     await expect_error(host, "room:tempo", {"room_id": rid, "tempo_pct": 90}, "already_started")
@@ -304,3 +292,29 @@ async def test_play_along_with_a_recorded_take(server):
     assert not [m for m in state["members"] if m["bot"]]  # nothing changed
     for client in (host, stranger, look):
         await client.disconnect()
+
+
+@pytest.mark.parametrize("follow", [False, True])
+async def test_a_computer_partner_plays_every_pass_of_a_loop(server, follow):
+    host = await connected(server.url, "host")
+    rid = await practice_room(host, tempo_pct=150, loop={"from_bar": 2, "to_bar": 2, "repeats": 2})
+    await host.call("room:join", {"room_id": rid, "role": "player", "part": "Soprano"})
+    added = await host.call("room:add_partner", {"room_id": rid, "part": "Bass", "follow": follow})
+    partner = added["partner"]["user_id"]
+    await host.call("room:start", {"room_id": rid})
+    events = await run_passes(host, rid, 2, short=set())
+    finished = await host.wait_for("room:finished", timeout=30)
+    bass = section(PIECE, Loop(2, 2)).notes(PIECE.part("Bass").notes)
+    heard = heard_from(host, partner)
+    ons = [e for e in heard if e["type"] == "on"]
+    assert len(ons) == 2 * len(bass)
+    passes = [e["next"] for e in events[:-1]]
+    for p, played in zip(passes, (ons[: len(bass)], ons[len(bass) :]), strict=True):
+        # Each pass's notes, in that pass (the first on its first beat).
+        assert [e["pitch"] for e in played] == [n.pitch for n in bass]
+        assert all(p["start_at"] - 100 <= e["t"] <= p["end_at"] for e in played)
+    assert sum(1 if e["type"] == "on" else -1 for e in heard) == 0  # every note released
+    result = finished["partner"]["result"]
+    assert [q["pass"] for q in result["passes"]] == [1, 2]
+    assert [p["accuracy"] for p in finished["results"][host.user["id"]]["passes"]] == [1.0, 1.0]
+    await host.disconnect()
