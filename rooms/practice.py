@@ -219,8 +219,8 @@ def bar_starts(piece: Piece) -> list[int]:
     note, plus the tick where the bar after the last one starts.
 
     A bar lasts ``numerator × 4 / denominator`` quarter notes of the time
-    signature in force at its start; a time signature set in mid-bar starts a
-    new bar there (as a MIDI file puts it at a barline).
+    signature in force at its start (at least a 64th note); a time signature
+    set in mid-bar starts a new bar there (as a MIDI file puts it at a barline).
     """
     tpb = piece.ticks_per_beat
     end = max(
@@ -235,7 +235,8 @@ def bar_starts(piece: Piece) -> list[int]:
         while k + 1 < len(signatures) and signatures[k + 1].tick <= tick:
             k += 1
         sig = signatures[k]
-        length = max(1, round(sig.numerator * 4 * tpb / sig.denominator))
+        # At least a 64th note: a hostile 1/2**200 signature must not make millions of bars.
+        length = max(1, tpb // 16, round(sig.numerator * 4 * tpb / sig.denominator))
         nxt = tick + length
         if k + 1 < len(signatures) and tick < signatures[k + 1].tick < nxt:
             nxt = signatures[k + 1].tick
@@ -309,8 +310,9 @@ def section(piece: Piece, loop: Loop) -> Section:
 @dataclass(slots=True)
 class Pass:
     """One pass of a loop: ``index`` (1-based), ``start_at_ms`` (epoch ms of its first
-    beat), ``end_at_ms`` (end of its last bar), tempo (``tempo_pct`` %, ``tempo_bpm``)
-    and, once over, each player's final ``results`` (``{user_id: result}``)."""
+    beat), ``end_at_ms`` (end of its last bar), tempo (``tempo_pct`` %, ``tempo_bpm``),
+    ``count_in_from_ms`` (epoch ms its count-in began: the previous pass's end), its
+    ``scorers`` and, once over, each player's final ``results`` (``{user_id: result}``)."""
 
     index: int
     start_at_ms: float

@@ -35,8 +35,10 @@ def play_pass(room: Room, user: str, *, skip_every: int = 0) -> None:
         room.accept(user, [NoteEvent("on", pitch, 80, at)], at)
 
 
-def run_loop(room: Room, user: str = "host", skip: dict[int, int] | None = None) -> list[dict]:
-    """Play every pass (``skip``: pass index → skip_every) and return the final passes."""
+def run_loop(
+    room: Room, user: str = "host", skip: dict[int, int] | None = None
+) -> tuple[list[dict], dict]:
+    """Play every pass (``skip``: pass index → skip_every); the final passes and result."""
     skip = skip or {}
     while True:
         play_pass(room, user, skip_every=skip.get(room.loop_run.current.index, 0))
@@ -281,3 +283,9 @@ def test_a_slowed_partner_plays_at_the_slowed_tempo():
     assert (room.time_scale, room.tempo_bpm) == (2.0, 48.0)
     partner = room.scorer_of(room.partner.user_id)
     assert partner.settings.perfect_ms == 50.0
+
+
+def test_a_hostile_time_signature_does_not_make_millions_of_bars():
+    piece = replace(chorale(), time_signatures=(TimeSignature(0, 1, 2**200),))
+    starts = bar_starts(piece)
+    assert len(starts) - 1 == 36 * 16  # 64th-note bars at most
