@@ -29,6 +29,14 @@ STATUS: dict[str, int] = {
     "too_large": 413,
     "piece_too_large": 413,  # over a cap on notes, MIDI events or a MusicXML zip's size
     "musicxml_unavailable": 501,
+    # audio (server.rest.audio): a body that is no audio, a broken one, silence, too long
+    "not_audio": 415,
+    "corrupt_audio": 400,
+    "no_notes_detected": 422,
+    "audio_too_long": 413,
+    "too_many_jobs": 429,
+    "internal_error": 500,
+    "audio_unavailable": 501,
 }
 
 
