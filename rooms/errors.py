@@ -60,6 +60,17 @@ class TuttiError(Exception):
         """The wire form: ``{"code", "message"}``."""
         return {"code": self.code, "message": self.message}
 
+    def __reduce__(self):
+        # Pickles (a worker process raises it): the same class, code, message, status.
+        return _rebuild, (type(self), dict(self.__dict__))
+
+
+def _rebuild(cls: type[TuttiError], state: dict) -> TuttiError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error
+
 
 class RoomError(TuttiError):
     """A refused room operation (join, start, note, finish…)."""

@@ -25,6 +25,7 @@ Needs the ``audio`` extra (``onnxruntime``, ``numpy``); without it
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,12 +54,19 @@ OUTPUT_NOTE, OUTPUT_ONSET = "StatefulPartitionedCall:1", "StatefulPartitionedCal
 _session: Any = None
 
 
+@functools.cache
 def available() -> bool:
-    """Whether the ``audio`` extra is installed (ONNX Runtime, numpy, soundfile, soxr)."""
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("onnxruntime", "numpy", "soundfile", "soxr")
-    )
+    """Whether the ``audio`` extra is installed: ONNX Runtime is there (imported by the
+    workers only) and soundfile, soxr and numpy import (the server probes uploads)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return False
+    try:
+        import numpy  # noqa: F401
+        import soundfile  # noqa: F401
+        import soxr  # noqa: F401
+    except (ImportError, OSError):  # OSError: soundfile without its libsndfile
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
