@@ -135,7 +135,7 @@ class Settings:
     )
     referrer_policy: str = field(default="no-referrer", metadata={"help": "Referrer-Policy header"})
     permissions_policy: str = field(
-        default="midi=(self), camera=(), microphone=(), geolocation=()",
+        default="midi=(self), camera=(), microphone=(self), geolocation=()",
         metadata={"help": "Permissions-Policy header ('' leaves it out)"},
     )
     hsts_max_age_s: int = field(

@@ -6,6 +6,7 @@
 import { initAudio, playout } from "./audio.js";
 import { connect, disconnect, deviceId, deviceName } from "./connection.js";
 import { initInput } from "./input.js";
+import { initMicrophone } from "./microphone.js";
 import { enterLobby, initLobby, leaveLobby } from "./lobby.js";
 import { initLogbook, logbook, syncNow } from "./logbook.js";
 import { applyPresenceDiff, canonicalPresence, presenceMetas } from "./presence.js";
@@ -153,6 +154,7 @@ function boot() {
   wire();
   initAudio();
   initInput();
+  initMicrophone();
   initRoll();
   initNotation();
   initRoom();
