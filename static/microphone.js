@@ -7,7 +7,8 @@
  * at least CLARITY and the frame's level is above the noise gate; a note starts once the same
  * pitch (rounded to the nearest MIDI note, plus the transposition) is heard in CONFIRM frames
  * in a row, and ends when another pitch is confirmed or nothing clear is heard for
- * RELEASE frames. Velocity follows the level (gate → 0 dBFS maps to 20 → 127).
+ * RELEASE frames. A note repeated without a gap is heard as one (tried: a re-attack on a
+ * jump in level; under load it made more spurious notes than it found). Velocity follows the level (gate → 0 dBFS maps to 20 → 127).
  *
  * Latency compensation: a note is stamped when it was played, not when it was noticed —
  * the detection time minus the detector's own delay (half a window plus the confirming
@@ -35,6 +36,7 @@ export const mic = {
   calibrationMs: 0,
   inputLatencyMs: 0,
   detectorMs: 0,
+  onsets: [], // local ms of the last level rises above the gate (calibration, tests)
 };
 
 let ctx = null;
@@ -48,6 +50,7 @@ let sounding = null; // the MIDI note now on
 let quiet = 0;
 let onset = null; // calibration: called with the local ms of each energy onset
 let lastDb = -Infinity;
+
 
 /** MIDI note number of a frequency (Hz), rounded to the nearest semitone. */
 export function frequencyToPitch(hz) {
@@ -90,7 +93,11 @@ function frame() {
   const now = localMs();
   analyser.getFloatTimeDomainData(buffer);
   const db = rmsDb(buffer);
-  if (onset && db > mic.gateDb && lastDb <= mic.gateDb) onset(now);
+  if (db > mic.gateDb && lastDb <= mic.gateDb) {
+    const at = now - (WINDOW / 2 / ctx.sampleRate) * 1000 - mic.inputLatencyMs;
+    mic.onsets = [...mic.onsets.slice(-15), at];
+    if (onset) onset(at);
+  }
   lastDb = db;
   let pitch = null;
   if (db > mic.gateDb) {
