@@ -6,6 +6,7 @@
 import { initAudio, playout } from "./audio.js";
 import { connect, disconnect, deviceId, deviceName } from "./connection.js";
 import { initInput } from "./input.js";
+import { initMicrophone, mic } from "./microphone.js";
 import { enterLobby, initLobby, leaveLobby } from "./lobby.js";
 import { initLogbook, logbook, syncNow } from "./logbook.js";
 import { applyPresenceDiff, canonicalPresence, presenceMetas } from "./presence.js";
@@ -153,6 +154,7 @@ function boot() {
   wire();
   initAudio();
   initInput();
+  initMicrophone();
   initRoll();
   initNotation();
   initRoom();
@@ -160,7 +162,7 @@ function boot() {
   initLobby();
   initLogbook();
   // For tests and the curious: the state and the modules' live objects.
-  window.Tutti = { state: S, playout, roll, score, logbook, syncNow };
+  window.Tutti = { state: S, playout, roll, score, logbook, syncNow, mic };
   resume();
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch((err) => console.warn("no service worker", err));

@@ -20,6 +20,7 @@ const ASSETS = [
   "/static/lobby.js",
   "/static/room.js",
   "/static/input.js",
+  "/static/microphone.js",
   "/static/roll.js",
   "/static/notation.js",
   "/static/audio.js",

@@ -69,6 +69,14 @@ class SessionSaver:
             return False
         return True
 
+    async def save_and_wait(self, finished: FinishedRoom) -> None:
+        """:meth:`save`, then wait until the database has it (an audio job's session,
+        whose id is told only once it can be read)."""
+        if not await self.save(finished):
+            task = self._saving.get(finished.session_id)
+            if task is not None:
+                await asyncio.shield(task)
+
     def _start(self, finished: FinishedRoom) -> asyncio.Task:
         task = self._saving.get(finished.session_id)
         if task is None:
