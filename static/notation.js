@@ -39,7 +39,7 @@ const WARM_UP = `<?xml version="1.0"?><score-partwise version="4.0"><part-list><
 </measure></part></score-partwise>`;
 
 let toolkitPromise = null;
-let loaded = { key: null }; // what the toolkit holds: piece id and page width
+let loaded = {}; // what the toolkit holds: {pieceId, width} (px)
 
 /** One Verovio toolkit for the page (the module allows one instance), warmed once. */
 export function toolkit() {
@@ -49,7 +49,7 @@ export function toolkit() {
       .then(async ([module, esm]) => {
         const tk = new esm.VerovioToolkit(await module.default());
         performance.measure("tutti:verovio", "tutti:verovio-start");
-        if (!loaded.key) {
+        if (!loaded.pieceId) {
           // A first layout runs the engraver's cold code once (fonts, glyph tables).
           tk.setOptions(options(800));
           tk.loadData(WARM_UP);
@@ -110,14 +110,16 @@ function viewWidth() {
   return Math.max(320, (view && view.clientWidth) || Math.min(1200, document.documentElement.clientWidth - 64));
 }
 
-/** Load `xml` of `pieceId` into the toolkit at `width` (skipped when it holds it). */
+/** Load `xml` of `pieceId` into the toolkit for `width` px, unless it holds it laid out for
+ * a width within 15 % (the SVG scales to the card: a few per cent are not worth a layout). */
 function loadInto(tk, pieceId, xml, width) {
-  const key = `${pieceId}@${width}`;
-  if (loaded.key === key) return true;
+  if (loaded.pieceId === pieceId && Math.abs(width - loaded.width) <= 0.15 * loaded.width) return true;
   tk.setOptions(options(width));
-  if (!tk.loadData(xml)) return false;
-  loaded = { key, pieceId, timemap: null, mei: null };
-  return true;
+  performance.mark("tutti:notation-load-start");
+  const ok = tk.loadData(xml);
+  performance.measure("tutti:notation-load", "tutti:notation-load-start");
+  loaded = ok ? { pieceId, width } : {};
+  return ok;
 }
 
 /** Before the room opens: fetch a chosen piece's score and lay it out while the user fills in the form. */
@@ -264,9 +266,9 @@ async function show(pieceId) {
   const card = $("notation-card");
   if (!card) return;
   card.hidden = !pieceId;
-  if (!pieceId || score.pieceId === pieceId) return highlight();
   const view = $("notation");
-  if (view.parentElement !== card) card.append(view); // back from the results card
+  if (!S.finished && view.parentElement !== card) card.append(view); // back from the results
+  if (!pieceId || score.pieceId === pieceId) return highlight();
   score.pieceId = pieceId;
   score.xml = null;
   score.error = null;
@@ -277,6 +279,7 @@ async function show(pieceId) {
   status("Loading the score…");
   performance.mark("tutti:notation-start");
   const got = await fetchXml(pieceId);
+  performance.measure("tutti:notation-fetch", "tutti:notation-start");
   if (score.pieceId !== pieceId) return; // another room meanwhile
   if (!got.ok) {
     score.error = got.code;
@@ -309,20 +312,28 @@ function showing(pieceId) {
 export function initNotation() {
   on("room:state:applied", (state) => showing(state ? state.piece_id : null));
   let timer = null;
-  let lastWidth = 0;
   window.addEventListener("resize", () => {
     clearTimeout(timer);
     timer = setTimeout(() => {
       const width = viewWidth();
-      if (score.xml && width !== lastWidth) render().catch(console.warn);
-      lastWidth = width;
+      const far = !loaded.width || Math.abs(width - loaded.width) > 0.15 * loaded.width;
+      if (score.xml && far) render().catch(console.warn);
     }, 200);
   });
   // "Opening the room" starts when Create or Join is pressed.
   const opening = () => performance.mark("tutti:room-open");
   document.addEventListener("submit", (e) => ["create-form", "join-form"].includes(e.target.id) && opening(), true);
   const rooms = $("rooms-table");
-  if (rooms) rooms.addEventListener("click", (e) => e.target.closest("button") && opening(), true);
+  if (rooms) {
+    rooms.addEventListener("click", (e) => e.target.closest("button") && opening(), true);
+    // A room's score is fetched and laid out as soon as the pointer or the focus reaches its row.
+    const near = (e) => {
+      const row = e.target.closest && e.target.closest("tr[data-piece]");
+      if (row) prefetch(row.dataset.piece);
+    };
+    rooms.addEventListener("pointerover", near);
+    rooms.addEventListener("focusin", near);
+  }
   const select = $("create-piece");
   if (select) select.addEventListener("change", () => prefetch(select.value));
   // Compile the toolkit once the page is idle, so no room waits for it.
