@@ -22,6 +22,7 @@ const ASSETS = [
   "/static/input.js",
   "/static/roll.js",
   "/static/notation.js",
+  "/static/cursors.js",
   "/static/audio.js",
   "/static/results.js",
   "/static/logbook.js",
