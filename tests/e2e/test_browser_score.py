@@ -224,3 +224,66 @@ def test_notation_timings(tmp_path):
     )
     for piece, width, pages, *ms in rows:
         print(f"{piece} | {width} | {pages} | " + " | ".join(f"{m:.0f}" for m in ms))
+
+
+WIDER_THAN_THE_SCREEN = """() => [...document.querySelectorAll('body *')]
+  .filter((e) => e.offsetParent !== null && e.getBoundingClientRect().right > innerWidth + 1
+    && !e.closest('.card table, .piano-box, #notation'))
+  .map((e) => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className).slice(0, 5)"""
+
+
+def test_the_score_on_a_phone(tmp_path):
+    """390×844: the room's score fits the width, a cursor moves, the results colour the notes."""
+    server = start_server(tmp_path / "data", starter_library=True)
+    entry = starter("bach/bwv66.6")
+    try:
+        with launch_chromium() as browser:
+            context = browser.new_context(
+                viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+            )
+            page = context.new_page()
+            page.errors = []
+            page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+            page.goto(server.url + "/")
+            page.wait_for_selector("html[data-app=ready]", state="attached")
+            user = sign_in_guest(page, "Pia")
+            wait_warm(page)
+            page.fill("#create-tempo", "160")
+            open_room_on(page, entry["id"], "Soprano")
+            page.wait_for_selector("#notation[data-ready=true]", timeout=60_000)
+            width = page.evaluate("document.querySelector('#notation svg').getBoundingClientRect()")
+            assert width["right"] <= 390 and width["width"] > 300  # the page's width, no wider
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+            page.click("#start-btn")
+            page.wait_for_function("() => !!window.Tutti.state.started")
+            start_at = page.evaluate("window.Tutti.state.started.start_at")
+            _, notes = rest(server.url, "GET", f"/api/pieces/{entry['id']}/notes")
+            soprano = {p["name"]: p["notes"] for p in notes["parts"]}["Soprano"][:12]
+            events = sorted(performance(soprano, start_at, notes["tempo_bpm"] / 160, page, 4))
+            for at, _, action, key in events:
+                wait = (at - time.time() * 1000) / 1000
+                if wait > 0:
+                    time.sleep(wait)
+                getattr(page.keyboard, action)(key)
+            page.wait_for_function(
+                "(u) => {"
+                " const c = document.querySelector(`#notation .cursor[data-user='${u}']`);"
+                " return c && +c.dataset.index >= 6; }",
+                arg=user["id"],
+            )
+            page.locator("#notation-card").screenshot(path=tmp_path / "phone-room.png")
+            page.click("#end-btn")
+            page.wait_for_selector("#results-score #notation g.note[role=button]")
+            painted = page.evaluate(PAINTED, "Soprano")
+            assert painted[:3] != ["", "", ""] and painted[-1] == "miss"  # the rest unplayed
+            assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+            assert page.evaluate(WIDER_THAN_THE_SCREEN) == []
+            page.locator("#results-score g.note[tabindex='0']").tap()
+            assert "expected at" in page.locator("#note-detail").inner_text()
+            page.screenshot(path=tmp_path / "phone-results.png", full_page=False)
+            assert page.errors == []
+    finally:
+        server.stop()
+    if os.environ.get("TUTTI_SCREENSHOTS"):
+        for shot in ("phone-room.png", "phone-results.png"):
+            shutil.copy(tmp_path / shot, SCREENSHOTS / shot)
