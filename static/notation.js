@@ -126,7 +126,11 @@ function loadInto(tk, pieceId, xml, width) {
 export function prefetch(pieceId) {
   if (!pieceId) return;
   Promise.all([fetchXml(pieceId), toolkit()])
-    .then(([got, tk]) => got.ok && !score.pieceId && loadInto(tk, pieceId, got.text, viewWidth()))
+    .then(([got, tk]) => {
+      // Not over another room's score: the toolkit holds one document.
+      const free = !S.roomId || (S.room && S.room.piece_id === pieceId);
+      if (got.ok && free) loadInto(tk, pieceId, got.text, viewWidth());
+    })
     .catch(console.warn);
 }
 
@@ -325,12 +329,13 @@ export function initNotation() {
   document.addEventListener("submit", (e) => ["create-form", "join-form"].includes(e.target.id) && opening(), true);
   const rooms = $("rooms-table");
   if (rooms) {
-    rooms.addEventListener("click", (e) => e.target.closest("button") && opening(), true);
-    // A room's score is fetched and laid out as soon as the pointer or the focus reaches its row.
+    // A room's score is fetched and laid out as soon as the pointer or the focus reaches its
+    // row, or, at the latest, while the join goes to the server.
     const near = (e) => {
       const row = e.target.closest && e.target.closest("tr[data-piece]");
       if (row) prefetch(row.dataset.piece);
     };
+    rooms.addEventListener("click", (e) => e.target.closest("button") && (opening(), near(e)), true);
     rooms.addEventListener("pointerover", near);
     rooms.addEventListener("focusin", near);
   }
