@@ -198,6 +198,7 @@ function notesOfMei(tk) {
  * pitch sequences in score order (Verovio's timemap onsets; the notes' onset_beat). Order,
  * not beats, decides: Verovio and the MIDI file count grace notes, ornaments and fermatas
  * differently, so their beats drift apart along a piece; a tie's second note only Verovio has.
+ * Repeats are played out in both (music21's MIDI and Verovio's expansion).
  */
 async function mapNotes(tk) {
   performance.mark("tutti:notation-map-start");
@@ -207,7 +208,10 @@ async function mapNotes(tk) {
   const staves = new Map(); // staff number -> [{id, q, pitch}] in time order
   for (const entry of timemap) {
     const here = [];
-    for (const id of entry.on || []) {
+    for (const on of entry.on || []) {
+      // A repeat played again: Verovio's expansion names the copies "<id>-rend2", … and
+      // draws the notes once, so both times mark the one engraved note.
+      const id = on.replace(/-rend\d+$/, "");
       const info = engraved.get(id);
       if (info) here.push({ id, staff: info.staff, pitch: info.pitch });
     }
