@@ -76,6 +76,7 @@ def measured(page, name: str) -> float:
 def test_a_duet_shows_cursors_and_a_coloured_score(tmp_path):
     server = start_server(tmp_path / "data", starter_library=True)
     entry = starter("bach/bwv66.6")
+    agreed = {}
     try:
         with launch_chromium() as browser:
             ada = open_page(browser, server.url)
@@ -139,6 +140,7 @@ def test_a_duet_shows_cursors_and_a_coloured_score(tmp_path):
                 name: page.evaluate("() => [window.__frames, window.__long]")
                 for name, page in (("Ada", ada), ("Bo", bo))
             }
+            live = {part: ada.evaluate(PAINTED, part) for part in ("Soprano", "Tenor")}
 
             for page in (ada, bo):
                 page.wait_for_selector("#results-card", state="visible", timeout=60_000)
@@ -151,7 +153,10 @@ def test_a_duet_shows_cursors_and_a_coloured_score(tmp_path):
                         for n in result["notes"]
                     ]
                     assert page.evaluate(PAINTED, part) == expected
-                    # The live colours were the same marks: most were already right.
+                    if page is ada:  # while playing, from score:update marks
+                        coloured = [(c, e) for c, e in zip(live[part], expected) if c]
+                        assert len(coloured) > len(expected) // 2
+                        agreed[part] = (sum(c == e for c, e in coloured), len(expected))
                 assert unnamed_controls(page) == []
 
             # A note by mouse, then the next by keyboard: expected, played, deviation.
@@ -176,6 +181,9 @@ def test_a_duet_shows_cursors_and_a_coloured_score(tmp_path):
     print("\nroom opened → chorale notation shown (Verovio compiled while idle):")
     for name, ms in opened.items():
         print(f"  {name}: {ms:.0f} ms")
+    print("notes coloured live (Ada's page, at the last note) = the final judgement:")
+    for part, (same, total) in agreed.items():
+        print(f"  {part}: {same} of {total}")
     print("frames during the 30 s duet with cursors moving:")
     for name, (deltas, long) in frames.items():
         over = [d for d in deltas if d > 50]
