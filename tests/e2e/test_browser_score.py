@@ -154,7 +154,7 @@ def test_a_duet_shows_cursors_and_a_coloured_score(tmp_path):
                     ]
                     assert page.evaluate(PAINTED, part) == expected
                     if page is ada:  # while playing, from score:update marks
-                        coloured = [(c, e) for c, e in zip(live[part], expected) if c]
+                        coloured = [(c, e) for c, e in zip(live[part], expected, strict=True) if c]
                         assert len(coloured) > len(expected) // 2
                         agreed[part] = (sum(c == e for c, e in coloured), len(expected))
                 assert unnamed_controls(page) == []
@@ -181,7 +181,7 @@ def test_a_duet_shows_cursors_and_a_coloured_score(tmp_path):
     print("\nroom opened → chorale notation shown (Verovio compiled while idle):")
     for name, ms in opened.items():
         print(f"  {name}: {ms:.0f} ms")
-    print("notes coloured live (Ada's page, at the last note) = the final judgement:")
+    print("notes coloured live (Ada's page, after the last note) = the final judgement:")
     for part, (same, total) in agreed.items():
         print(f"  {part}: {same} of {total}")
     print("frames during the 30 s duet with cursors moving:")
