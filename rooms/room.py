@@ -365,12 +365,20 @@ class Room:
         passes = self.loop_run.schedule() if self.loop_run is not None else []
         return {**self.practice.to_dict(), "passes": passes}
 
-    def live_result(self, user_id: str) -> dict[str, Any] | None:
-        """A player's live result, or ``None`` for a non-player."""
+    def live_result(self, user_id: str, *, marks: bool = False) -> dict[str, Any] | None:
+        """A player's live result, or ``None`` for a non-player.
+
+        ``marks``: add ``"marks"`` (:meth:`rooms.scoring.Scorer.take_marks`: the
+        per-note changes since the last such call, which it forgets; ``[]`` in
+        a free jam), what a ``score:update`` carries.
+        """
         player = self._players.get(user_id)
         if player is None:
             return None
-        return self._result(player, final=False, complete=True)
+        result = self._result(player, final=False, complete=True)
+        if marks:
+            result["marks"] = player.scorer.take_marks() if player.scorer is not None else []
+        return result
 
     # -- membership --------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import { applyPresenceDiff, canonicalPresence, presenceMetas } from "./presence.
 import { clearRoom, initRoom, leaveRoom } from "./room.js";
 import { initResults } from "./results.js";
 import { initNotation, score } from "./notation.js";
+import { cursors, initCursors } from "./cursors.js";
 import { initRoll, roll } from "./roll.js";
 import {
   adopt, isAccount, loadAccount, loadGuest, loginTokenFromHash, logOut, onStorage, pendingLoginLink,
@@ -157,12 +158,13 @@ function boot() {
   initMicrophone();
   initRoll();
   initNotation();
+  initCursors();
   initRoom();
   initResults();
   initLobby();
   initLogbook();
   // For tests and the curious: the state and the modules' live objects.
-  window.Tutti = { state: S, playout, roll, score, logbook, syncNow, mic };
+  window.Tutti = { state: S, playout, roll, score, cursors, logbook, syncNow, mic };
   resume();
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch((err) => console.warn("no service worker", err));

@@ -23,6 +23,7 @@ const ASSETS = [
   "/static/microphone.js",
   "/static/roll.js",
   "/static/notation.js",
+  "/static/cursors.js",
   "/static/audio.js",
   "/static/results.js",
   "/static/logbook.js",

@@ -353,7 +353,7 @@ class RoomService(Sharing):
         if room.is_finished or room.room_id not in self.rooms:
             return
         await self._scored(room)
-        result = room.live_result(user_id)
+        result = room.live_result(user_id, marks=True)  # marks: what to colour in the score
         if result is not None:
             payload = {"room_id": room.room_id, "user_id": user_id, **result}
             await self.broadcast.emit("score:update", payload, room.room_id)

@@ -20,7 +20,8 @@ route                                     does
 ``GET /api/pieces/{id}/notes``            its notes per part in seconds: ``{"piece_id",
                                           "tempo_bpm", "duration_s", "parts": [{"name",
                                           "notes": [[onset_s, offset_s, pitch,
-                                          velocity], …]}]}`` at the file's tempo (a room at
+                                          velocity, onset_beat], …]}]}`` at the file's
+                                          tempo, in score order (a room at
                                           ``room.tempo_bpm`` scales them by ``tempo_bpm /
                                           room.tempo_bpm``), what the piano roll draws
 ``GET /api/pieces/{id}/analysis``         difficulty features, key and chords per beat

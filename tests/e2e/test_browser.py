@@ -87,7 +87,7 @@ def join_from_lobby(page, room_id: str, part: str) -> None:
 def performance(notes: list, start_at: float, scale: float, page, octave: int) -> list:
     """Key events (server ms, page, "down"/"up", key) that play ``notes`` on the room's grid."""
     events = []
-    for onset_s, offset_s, pitch, _ in notes:
+    for onset_s, offset_s, pitch, *_ in notes:
         on = start_at + onset_s * 1000 * scale
         off = max(on + 40, start_at + offset_s * 1000 * scale - 40)
         key = key_for(pitch, octave)
