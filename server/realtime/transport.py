@@ -55,6 +55,7 @@ import socketio
 from aiohttp import web
 
 from server.realtime.codec import MalformedPacket
+from server.realtime.fastpath import InlineEvents
 from server.realtime.malformed import (
     INPUT_ERRORS,
     MALFORMED,
@@ -87,8 +88,9 @@ def json_error(status: int, code: str, message: str) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
-class TuttiServer(socketio.AsyncServer):
-    """``socketio.AsyncServer`` with the transport checks of this module.
+class TuttiServer(InlineEvents, socketio.AsyncServer):
+    """``socketio.AsyncServer`` with the transport checks of this module and the note
+    path's shortcuts (:mod:`server.realtime.fastpath`).
 
     ``limiter`` counts refusals (its ``refusals`` scope; ``None``: never
     closed for them). ``handshake_timeout_s`` (0: none),
