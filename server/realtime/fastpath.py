@@ -21,9 +21,9 @@ taken out here, with the same packets in the same order:
   stock queue, so no packet overtakes another. The writer task stays for
   the rest (pings, the CLOSE packet, backlogs).
 * :class:`DirectWebSocket`: the websocket driver that makes this possible:
-  it tells its Engine.IO session it is there (``session.websocket``), counts
-  the sends in flight, and calls aiohttp's ``send_str`` without the driver's
-  per-message ``inspect.iscoroutinefunction``.
+  it tells its Engine.IO session it is there (``session.direct_websocket``),
+  counts the sends in flight, and calls aiohttp's ``send_str`` without the
+  driver's per-message ``inspect.iscoroutinefunction``.
 
 Hooks: python-socketio 5's ``AsyncServer._handle_event`` and
 ``_engineio_server_class``, python-engineio 4's ``AsyncServer.send_packet``
@@ -60,7 +60,8 @@ class InlineEvents:
         sid = manager.sid_from_eio_sid(eio_sid, namespace)
         if not manager.is_connected(sid, namespace):
             return
-        await self._handle_event_internal(self, sid, eio_sid, data, namespace, id)  # type: ignore[attr-defined]
+        handle = self._handle_event_internal  # type: ignore[attr-defined]
+        await handle(self, sid, eio_sid, data, namespace, id)
 
 
 class DirectWebSocket(CheckedWebSocket):
@@ -70,8 +71,8 @@ class DirectWebSocket(CheckedWebSocket):
 
     async def wait(self):
         session = getattr(self.handler, "__self__", None)
-        if session is not None and getattr(session, "websocket", None) is not self:
-            session.websocket = self  # the session reads from us: it may write to us too
+        if session is not None and getattr(session, "direct_websocket", None) is not self:
+            session.direct_websocket = self  # the session reads from us: it may write to us too
         return await super().wait()
 
     async def send(self, message):
@@ -90,7 +91,7 @@ class DirectEngineIO(engineio.AsyncServer):
 
     async def send_packet(self, sid: str, pkt: Any) -> None:
         socket = self.sockets.get(sid)
-        ws = getattr(socket, "websocket", None)
+        ws = getattr(socket, "direct_websocket", None)
         if (
             ws is None
             or ws.sending
