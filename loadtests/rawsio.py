@@ -42,6 +42,8 @@ class RawSio:
     as ``on_event("", None)``.
     """
 
+    GOODBYE: str | None = "41"  # sent before closing the websocket (leave the namespace)
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -87,7 +89,6 @@ class RawSio:
         assert self.ws is not None
         ws = self.ws
         on_event = self.on_event
-        acks = self._acks
         loads = orjson.loads
         only = self.only
         async for msg in ws:
@@ -102,24 +103,33 @@ class RawSio:
                     on_event("", None)
             elif data.startswith("43"):
                 bracket = data.index("[", 2)
-                ack = acks.pop(int(data[2:bracket]), None)
-                if ack is not None:
-                    args = loads(data[bracket:])
-                    value = args[0] if args else None
-                    if isinstance(ack, asyncio.Future):
-                        if not ack.done():
-                            ack.set_result(value)
-                    else:
-                        ack(value)
+                args = loads(data[bracket:])
+                self._acked(int(data[2:bracket]), args[0] if args else None)
             elif data == "2":
                 await ws.send_str("3")
             elif data.startswith("41"):  # the server disconnected us from the namespace
                 break
+        self._closed()
+
+    def _closed(self) -> None:
+        """The connection has ended: fail the acks still awaited."""
+        acks = self._acks
         self.closed = True
         for ack in acks.values():
             if isinstance(ack, asyncio.Future) and not ack.done():
                 ack.set_exception(ConnectionError("connection closed"))
         acks.clear()
+
+    def _acked(self, ack_id: int, value: Any) -> None:
+        """Resolve the ack ``ack_id`` (a future or a callback) with ``value``."""
+        ack = self._acks.pop(ack_id, None)
+        if ack is None:
+            return
+        if isinstance(ack, asyncio.Future):
+            if not ack.done():
+                ack.set_result(value)
+        else:
+            ack(value)
 
     def _packet(self, event: str, data: Any, ack_id: int | None) -> str:
         body = orjson.dumps([event, data]).decode()
@@ -151,7 +161,8 @@ class RawSio:
     async def close(self) -> None:
         if self.ws is not None and not self.ws.closed:
             try:
-                await self.ws.send_str("41")
+                if self.GOODBYE is not None:
+                    await self.ws.send_str(self.GOODBYE)
                 await self.ws.close()
             except (ConnectionError, RuntimeError):
                 pass

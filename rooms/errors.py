@@ -17,8 +17,10 @@ STATUS: dict[str, int] = {
     "token_expired": 401,
     "unknown_user": 401,
     "account_deleted": 403,
+    "forbidden": 403,  # e.g. a recorded take of a session the caller was not in
     # what was asked for is not there
     "not_found": 404,
+    "no_take": 404,  # no recorded take of that player in that session (rooms.takes)
     "unknown_piece": 404,
     "unknown_instrument": 404,
     "notation_unavailable": 404,  # the piece plays, but has no score (server.services.notation)
@@ -29,6 +31,14 @@ STATUS: dict[str, int] = {
     "too_large": 413,
     "piece_too_large": 413,  # over a cap on notes, MIDI events or a MusicXML zip's size
     "musicxml_unavailable": 501,
+    # audio (server.rest.audio): a body that is no audio, a broken one, silence, too long
+    "not_audio": 415,
+    "corrupt_audio": 400,
+    "no_notes_detected": 422,
+    "audio_too_long": 413,
+    "too_many_jobs": 429,
+    "internal_error": 500,
+    "audio_unavailable": 501,
     "database_unavailable": 503,  # away, locked or read-only for now: retry (Retry-After)
 }
 
@@ -52,6 +62,17 @@ class TuttiError(Exception):
     def to_dict(self) -> dict[str, str]:
         """The wire form: ``{"code", "message"}``."""
         return {"code": self.code, "message": self.message}
+
+    def __reduce__(self):
+        # Pickles (a worker process raises it): the same class, code, message, status.
+        return _rebuild, (type(self), dict(self.__dict__))
+
+
+def _rebuild(cls: type[TuttiError], state: dict) -> TuttiError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error
 
 
 class RoomError(TuttiError):

@@ -51,7 +51,7 @@ class FinishedRoom:
     spectators: tuple[str, ...] = ()
     asynchrony_ms: float | None = None
     # The computer partner, reported apart from the players: {"user_id", "display_name",
-    # "part", "follow", "complete", "result"} (rooms.room.Room.finish), or None.
+    # "part", "follow", "take", "complete", "result"} (rooms.room.Room.finish), or None.
     partner: dict[str, Any] | None = None
     recording_midi: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)

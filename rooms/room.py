@@ -26,10 +26,17 @@ A room may seat one computer partner (:meth:`Room.add_partner`): a player
 member with ``bot: true`` that holds a part and is scored, so the room's
 asynchrony counts it, but is reported apart (``FinishedRoom.partner``), never
 among the session's players; it neither hosts nor keeps a room open.
+
+Practice tools (:mod:`rooms.practice`, :mod:`rooms.wait_mode`) hook in at
+:meth:`Room.set_practice` (before the start), :meth:`Room.start` (a
+:class:`rooms.practice.LoopRun` of passes, or wait-mode scorers instead of the
+player's :class:`rooms.scoring.Scorer`), ``_score`` (where a note is scored),
+``_result``, ``_end_ms`` and :meth:`Room.advance_pass` (the end of a loop pass).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +45,10 @@ from rooms.errors import RoomError
 from rooms.finished import FinishedRoom, PlayerOutcome
 from rooms.notes import NoteEvent
 from rooms.piece import Piece
+from rooms.practice import LoopRun, Pass, Practice, make_practice, scaled_scoring
 from rooms.recording import RecordedEvent, Recording
 from rooms.scoring import Scorer, ScoringSettings, asynchrony
+from rooms.wait_mode import WaitScorer
 
 MODES = ("duet", "ensemble", "free")
 ROLES = ("player", "spectator")
@@ -107,6 +116,7 @@ class PartnerSeat:
     display_name: str
     part: str
     follow: bool
+    take: dict[str, Any] | None = None  # a recorded take it replays (rooms.takes.Take.to_dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +196,8 @@ class Room:
     per minute, 20–400) replaces the file's tempo and scales its tempo map
     proportionally; ``None`` means the file's initial tempo (120 in free mode).
     ``count_in_beats``: 0–16 beats at the room tempo before ``start_at``.
+    ``practice``: slow down, loop, tempo ladder (:mod:`rooms.practice`); the
+    room tempo is then ``tempo_pct`` % of that base tempo.
     """
 
     def __init__(
@@ -202,6 +214,7 @@ class Room:
         settings: RoomSettings | None = None,
         created_at_ms: int = 0,
         invite_code: str | None = None,
+        practice: Practice | None = None,
     ) -> None:
         if mode not in MODES:
             raise RoomError("invalid_mode", f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -231,11 +244,14 @@ class Room:
         self.piece = piece
         self.piece_id = piece_id
         self.piece_bpm = piece.bpm if piece is not None else None
-        self.tempo_bpm = float(
+        # The tempo at 100 % (rooms.practice); the room plays practice.first_pct % of it.
+        self.base_bpm = float(
             tempo_bpm if tempo_bpm is not None else (self.piece_bpm or FREE_TEMPO_BPM)
         )
-        # Room seconds per file second: the room tempo scales the whole tempo map.
-        self.time_scale = (self.piece_bpm / self.tempo_bpm) if self.piece_bpm else 1.0
+        self.practice = Practice()
+        self._set_practice(practice or Practice())
+        self.loop_run: LoopRun | None = None
+        self.waiting: dict[str, WaitScorer] | None = None  # wait mode's scorers, by player
         self.count_in_beats = count_in_beats
         self.settings = settings or RoomSettings()
         self.host = host_user_id
@@ -267,6 +283,21 @@ class Room:
     def is_finished(self) -> bool:
         """Finished here, or closed by the process that finishes it."""
         return self.finished is not None or self.closed_session_id is not None
+
+    def _set_practice(self, practice: Practice) -> None:
+        self.practice = make_practice(
+            self.piece,
+            tempo_pct=practice.tempo_pct,
+            loop=practice.loop,
+            ladder=practice.ladder,
+            wait=practice.wait,
+            base_bpm=self.base_bpm,
+            min_bpm=MIN_BPM,
+            max_bpm=MAX_BPM,
+        )
+        self.tempo_bpm = self.base_bpm * self.practice.first_pct / 100.0
+        # Room seconds per file second: the room tempo scales the whole tempo map.
+        self.time_scale = (self.piece_bpm / self.tempo_bpm) if self.piece_bpm else 1.0
 
     def phase(self, now_ms: float) -> str:
         if self.is_finished:
@@ -321,6 +352,8 @@ class Room:
             "piece_id": self.piece_id,
             "piece_title": self.piece.title if self.piece is not None else None,
             "tempo_bpm": self.tempo_bpm,
+            "tempo_pct": self.practice.first_pct,
+            "practice": self.practice_state(),
             "count_in_beats": self.count_in_beats,
             "phase": self.phase(now_ms),
             "host": self.host,
@@ -330,12 +363,26 @@ class Room:
             "max_players": MAX_PLAYERS[self.mode],
         }
 
-    def live_result(self, user_id: str) -> dict[str, Any] | None:
-        """A player's live result, or ``None`` for a non-player."""
+    def practice_state(self) -> dict[str, Any]:
+        """The practice settings (:meth:`rooms.practice.Practice.to_dict`) and ``"passes"``
+        (:meth:`rooms.practice.Pass.to_dict` each, ``[]`` before the start or without a loop)."""
+        passes = self.loop_run.schedule() if self.loop_run is not None else []
+        return {**self.practice.to_dict(), "passes": passes}
+
+    def live_result(self, user_id: str, *, marks: bool = False) -> dict[str, Any] | None:
+        """A player's live result, or ``None`` for a non-player.
+
+        ``marks``: add ``"marks"`` (:meth:`rooms.scoring.Scorer.take_marks`: the
+        per-note changes since the last such call, which it forgets; ``[]`` in
+        a free jam), what a ``score:update`` carries.
+        """
         player = self._players.get(user_id)
         if player is None:
             return None
-        return self._result(player, final=False, complete=True)
+        result = self._result(player, final=False, complete=True)
+        if marks:
+            result["marks"] = player.scorer.take_marks() if player.scorer is not None else []
+        return result
 
     # -- membership --------------------------------------------------------------
 
@@ -439,7 +486,13 @@ class Room:
     # -- the computer partner (server/realtime/partners.py plays it) -------------
 
     def add_partner(
-        self, user_id: str, part: str | None, *, follow: bool, now_ms: int
+        self,
+        user_id: str,
+        part: str | None,
+        *,
+        follow: bool,
+        now_ms: int,
+        take: dict[str, Any] | None = None,
     ) -> PartnerSeat:
         """The host seats a computer partner on ``part`` (``None``: the first free part).
 
@@ -470,7 +523,8 @@ class Room:
             )
         chosen = self._choose_part(part)
         assert chosen is not None  # a piece always gives a part
-        seat = PartnerSeat(f"partner-{self.room_id}", "Computer partner", chosen, follow)
+        name = "Computer partner" if take is None else "Recorded take"
+        seat = PartnerSeat(f"partner-{self.room_id}", name, chosen, follow, take)
         self.partner = seat
         self._players[seat.user_id] = _Player(
             seat.user_id, seat.display_name, chosen, None, now_ms, scorer=None
@@ -509,6 +563,90 @@ class Room:
             self._players.pop(self.partner.user_id, None)
             self.partner = None
 
+    # -- practice tools (rooms.practice; server/realtime/practice.py runs the passes) --
+
+    def set_practice(self, user_id: str, practice: Practice) -> Practice:
+        """The host changes the practice settings before the start (``room:tempo``,
+        ``room:loop``). Raises ``RoomError`` ``room_finished``, ``not_host``,
+        ``already_started``, ``practice_conflict`` (a recorded take's partner) and
+        :func:`rooms.practice.make_practice`'s."""
+        if self.is_finished:
+            raise RoomError("room_finished", "this room has finished")
+        if user_id != self.host:
+            raise RoomError("not_host", "only the host can change the practice settings")
+        if self.start_at_ms is not None:
+            raise RoomError("already_started", "change the practice settings before the start")
+        take = self.partner is not None and self.partner.take is not None
+        if take and (practice.looping or practice.wait):
+            raise RoomError(
+                "practice_conflict", "a recorded take plays neither a loop nor wait mode"
+            )
+        before = (self.practice, self.tempo_bpm, self.time_scale)
+        try:
+            self._set_practice(practice)
+        except RoomError:
+            self.practice, self.tempo_bpm, self.time_scale = before
+            raise
+        return self.practice
+
+    def pass_due_ms(self) -> float | None:
+        """When the current loop pass ends (epoch ms), ``None`` without a running loop."""
+        if self.loop_run is None or self.loop_run.done or self.is_finished:
+            return None
+        return self.loop_run.due_ms()
+
+    def advance_pass(self, now_ms: float) -> Pass | None:
+        """The current pass is over: freeze it and plan the next (``None``: the loop is
+        done, the room finishes after ``grace_ms``). See :meth:`rooms.practice.LoopRun.advance`."""
+        if self.loop_run is None or self.loop_run.done:
+            return None
+        return self.loop_run.advance(now_ms, self.players_present())
+
+    def _start_loop(self) -> None:
+        if self.practice.looping and self.piece is not None and self.start_at_ms is not None:
+            self.loop_run = LoopRun(
+                self.piece,
+                self.practice,
+                base_bpm=self.base_bpm,
+                count_in_beats=self.count_in_beats,
+                scoring=self.settings.scoring,
+                start_at_ms=self.start_at_ms,
+                parts={u: p.part for u, p in self._players.items() if p.part is not None},
+            )
+
+    def _start_wait(self) -> None:
+        if self.practice.wait and self.piece is not None and self.start_at_ms is not None:
+            partner = self.partner.user_id if self.partner is not None else None
+            self.waiting = {
+                u: WaitScorer(
+                    self.piece.part(p.part).notes,
+                    time_scale=self.time_scale,
+                    tempo_bpm=self.tempo_bpm,
+                )
+                for u, p in self._players.items()
+                if p.part is not None and u != partner
+            }
+
+    def _score(self, player: _Player, kind: str, pitch: int, t_ms: float) -> None:
+        """Score one event: wait mode, the loop's pass, the player's scorer, or a count."""
+        waiting = self.waiting.get(player.user_id) if self.waiting is not None else None
+        if waiting is not None:
+            t = t_ms - (self.start_at_ms or 0)
+            if kind == "on":
+                waiting.note_on(pitch, t)
+            else:
+                waiting.note_off(pitch, t)
+        elif self.loop_run is not None:
+            self.loop_run.note(player.user_id, kind, pitch, t_ms)
+            player.notes_played += kind == "on"
+        elif player.scorer is not None:
+            if kind == "on":
+                player.scorer.note_on(pitch, t_ms - (self.start_at_ms or 0))
+            else:
+                player.scorer.note_off(pitch, t_ms - (self.start_at_ms or 0))
+        elif kind == "on":
+            player.notes_played += 1
+
     # -- playing -----------------------------------------------------------------
 
     def start(self, user_id: str, now_ms: int) -> int:
@@ -525,22 +663,28 @@ class Room:
             raise RoomError("already_started", "the room has already started")
         if not self.players_present():
             raise RoomError("no_players", "at least one player must join before the start")
+        if self.practice.wait and len(self.players_present()) > 1:
+            raise RoomError(
+                "wait_mode_solo", "wait mode is for one player (with a computer partner or alone)"
+            )
         beat_ms = 60000.0 / self.tempo_bpm
         self.start_at_ms = int(
             now_ms + self.settings.start_delay_ms + self.count_in_beats * beat_ms
         )
         for player in self._players.values():
             player.scorer = self._scorer(player.part)
+        self._start_loop()
+        self._start_wait()
         return self.start_at_ms
 
     def _scorer(self, part: str | None) -> Scorer | None:
-        if self.piece is None or part is None:
-            return None
+        if self.piece is None or part is None or self.practice.looping or self.practice.wait:
+            return None  # a loop scores each pass on its own (rooms.practice.LoopRun)
         return Scorer(
             self.piece.part(part).notes,
             time_scale=self.time_scale,
             tempo_bpm=self.tempo_bpm,
-            settings=self.settings.scoring,
+            settings=scaled_scoring(self.settings.scoring, self.practice.tempo_pct),
         )
 
     def accept(
@@ -577,17 +721,9 @@ class Room:
                     f"at most ±{skew:.0f} ms is accepted (is the clock synchronised?)",
                 )
         player = self._players[user_id]
-        scorer = player.scorer
-        start = self.start_at_ms
         out = []
         for event in events:
-            if scorer is not None:
-                if event.type == "on":
-                    scorer.note_on(event.pitch, event.t_ms - start)
-                else:
-                    scorer.note_off(event.pitch, event.t_ms - start)
-            elif event.type == "on":
-                player.notes_played += 1
+            self._score(player, event.type, event.pitch, event.t_ms)
             self.seq += 1
             recorded = RecordedEvent(
                 self.seq, user_id, player.part, event.type, event.pitch, event.velocity, event.t_ms
@@ -605,9 +741,16 @@ class Room:
         """
         if self.start_at_ms is None or self.piece is None:
             return None
+        if self.waiting is not None and math.isinf(self._end_ms()):
+            return None  # wait mode: the room waits for the player, on no clock
         return self.start_at_ms + self._end_ms() + self.settings.grace_ms
 
     def _end_ms(self) -> float:
+        if self.waiting is not None:
+            ends = [w.end_ms() for w in self.waiting.values()]
+            return math.inf if None in ends else max((e for e in ends if e is not None), default=0)
+        if self.loop_run is not None and self.start_at_ms is not None:
+            return self.loop_run.end_ms() - self.start_at_ms
         grid_end = self.grid_end_ms()
         end = grid_end
         for player in self._players.values():
@@ -628,6 +771,8 @@ class Room:
         if self.start_at_ms is None:
             raise RoomError("not_started", "the room has not started yet")
         reached_end = self.piece is None or now_ms >= self.start_at_ms + self._end_ms()
+        if self.loop_run is not None and not self.loop_run.done:
+            reached_end = False  # passes are still to come
         events: dict[str, list[RecordedEvent]] = {}
         for event in self.recording.events:
             events.setdefault(event.user_id, []).append(event)
@@ -646,9 +791,7 @@ class Room:
                     left_at_ms=player.left_at_ms,
                     complete=complete,
                     result=self._result(player, final=True, complete=complete),
-                    onsets_by_tick=None
-                    if player.scorer is None
-                    else player.scorer.matched_onsets_by_tick(),
+                    onsets_by_tick=self._onsets(player),
                     events=tuple(events.get(player.user_id, ())),
                 )
             )
@@ -698,6 +841,7 @@ class Room:
                     "display_name": partial.display_name,
                     "part": partial.part,
                     "follow": self.partner.follow,
+                    "take": self.partner.take,
                     "complete": result["complete"],
                     "result": result,
                 }
@@ -757,13 +901,7 @@ class Room:
         for event in sorted(partial.events, key=lambda e: e.seq):
             if event.seq in known:
                 continue
-            if player.scorer is not None:
-                if event.type == "on":
-                    player.scorer.note_on(event.pitch, event.t_ms - self.start_at_ms)
-                else:
-                    player.scorer.note_off(event.pitch, event.t_ms - self.start_at_ms)
-            elif event.type == "on":
-                player.notes_played += 1
+            self._score(player, event.type, event.pitch, event.t_ms)
             self.recording.add(event)
             replayed += 1
         return replayed
@@ -813,6 +951,10 @@ class Room:
             "mode": self.mode,
             "piece_id": self.piece_id,
             "tempo_bpm": self.tempo_bpm,
+            "base_bpm": self.base_bpm,
+            "practice": self.practice.to_dict(),
+            "passes": None if self.loop_run is None else self.loop_run.schedule(),
+            "loop_done": self.loop_run is not None and self.loop_run.done,
             "count_in_beats": self.count_in_beats,
             "host": self.host,
             "created_at_ms": self.created_at_ms,
@@ -824,6 +966,7 @@ class Room:
                 self.partner.display_name,
                 self.partner.part,
                 self.partner.follow,
+                self.partner.take,
             ],
             "start_at_ms": self.start_at_ms,
             "closed_session_id": self.closed_session_id
@@ -850,11 +993,12 @@ class Room:
             host_user_id=snap["host"],
             piece=piece,
             piece_id=snap["piece_id"],
-            tempo_bpm=snap["tempo_bpm"],
+            tempo_bpm=snap.get("base_bpm", snap["tempo_bpm"]),
             count_in_beats=snap["count_in_beats"],
             settings=settings,
             created_at_ms=snap["created_at_ms"],
             invite_code=snap.get("invite_code"),
+            practice=Practice.from_dict(snap.get("practice")),
         )
         room.apply_snapshot(snap)
         return room
@@ -862,6 +1006,8 @@ class Room:
     def apply_snapshot(self, snap: dict[str, Any]) -> None:
         """Take the host, start, members and players of ``snap``; keep scorers and notes."""
         self.host = snap["host"]
+        if self.start_at_ms is None and snap.get("practice"):
+            self._set_practice(Practice.from_dict(snap["practice"]))
         if self.start_at_ms is None and snap["start_at_ms"] is not None:
             self.start_at_ms = snap["start_at_ms"]
             for player in self._players.values():
@@ -877,6 +1023,12 @@ class Room:
             player.left_at_ms = left
             players[user_id] = player
         self._players = players
+        if self.loop_run is None and self.start_at_ms is not None:
+            self._start_loop()
+        if self.waiting is None and self.start_at_ms is not None:
+            self._start_wait()
+        if self.loop_run is not None and snap.get("passes"):
+            self.loop_run.restore(snap["passes"], snap.get("loop_done", False))
         seat = snap.get("partner")
         self.partner = PartnerSeat(*seat) if seat else None
         bot = self.partner.user_id if self.partner is not None else None
@@ -885,10 +1037,28 @@ class Room:
             for m in snap["members"]
         }
 
+    def _onsets(self, player: _Player) -> dict[int, list[float]] | None:
+        if self.waiting is not None:
+            return None  # timing is not judged in wait mode
+        if self.loop_run is not None and player.part is not None:
+            return self.loop_run.onsets_by_tick(player.user_id)
+        return None if player.scorer is None else player.scorer.matched_onsets_by_tick()
+
     def _result(self, player: _Player, *, final: bool, complete: bool) -> dict[str, Any]:
+        waiting = self.waiting.get(player.user_id) if self.waiting is not None else None
+        if waiting is not None:
+            result = waiting.result(final=final, complete=complete)
+            result["part"] = player.part
+            return result
+        if self.loop_run is not None and player.part is not None:
+            result = self.loop_run.result(player.user_id, final=final, complete=complete)
+            result["part"] = player.part
+            return result
         if player.scorer is not None:
             result = player.scorer.result(final=final, complete=complete)
         else:  # free mode: nothing to score against
             result = {"notes_played": player.notes_played, "complete": complete}
         result["part"] = player.part
+        if player.scorer is not None:
+            result["tempo_pct"] = self.practice.tempo_pct
         return result

@@ -47,6 +47,7 @@ from rooms.notes import Note
 from rooms.transcription import OnlineNoteMatcher
 
 JUDGEMENTS = ("perfect", "great", "good", "poor", "miss")
+MAX_MARKS = 256  # marks kept between two take_marks(): bounds a score:update's "marks"
 
 _PENDING, _MATCHED = 0, 1
 
@@ -219,6 +220,9 @@ class Scorer:
         self._fit_mx = self._fit_my = self._fit_sxx = self._fit_sxy = 0.0
         self.last_event_ms: float | None = None
         self._last_matched_ms = 0.0  # expected time of the latest match (0 = start_at)
+        # (expected index, judgement | "wrong_pitch") since the last take_marks(): what a
+        # score:update tells the page to colour in the score (the oldest dropped past the cap).
+        self._marks: deque[tuple[int, str]] = deque(maxlen=MAX_MARKS)
         # Told (expected ms, played ms) of every match: a computer partner listens here.
         self.on_match: Callable[[float, float], None] | None = None
 
@@ -240,6 +244,7 @@ class Scorer:
         i = self._nearest_any_pitch(t_ms)
         if i is not None:
             self._wrong[i] = (pitch, t_ms)
+            self._marks.append((i, "wrong_pitch"))
             self.wrong_pitch += 1
             return "wrong_pitch"
         self.extra += 1
@@ -319,6 +324,7 @@ class Scorer:
             j = self._nearest_any_pitch(stolen[1])
             if j is not None:
                 self._wrong[j] = stolen
+                self._marks.append((j, "wrong_pitch"))
             else:
                 self.wrong_pitch -= 1
                 self.extra += 1
@@ -327,7 +333,9 @@ class Scorer:
         expected = self.expected_ms[i]
         deviation = t_ms - expected
         self._deviations.append(deviation)
-        self._judgements[self.settings.judge(deviation)] += 1
+        judgement = self.settings.judge(deviation)
+        self._judgements[judgement] += 1
+        self._marks.append((i, judgement))
         delta = deviation - self._dev_mean
         self._dev_mean += delta / self.notes_matched
         self._dev_m2 += delta * (deviation - self._dev_mean)
@@ -352,6 +360,8 @@ class Scorer:
         while k < n and tracker.predict(times[k]) + self._tolerance(times[k]) < now_ms:
             if status[k] == _PENDING:
                 self._missed_live += 1
+                if k not in self._wrong:  # a wrong pitch's slot keeps its own mark
+                    self._marks.append((k, "miss"))
             k += 1
         self._miss_cursor = k
 
@@ -360,6 +370,20 @@ class Scorer:
         self._expire(now_ms)
 
     # -- reading -----------------------------------------------------------------
+
+    def take_marks(self) -> list[list[int | str]]:
+        """What changed per expected note since the last call, and forget it.
+
+        ``[[index, mark], …]`` in the order it happened: ``index`` into the part's
+        notes in score order (the final result's ``notes`` list), ``mark`` a
+        judgement (``perfect``, ``great``, ``good``, ``poor``; ``miss`` when its
+        window passed unmatched) or ``wrong_pitch`` (a wrong note took its
+        slot). A note can be marked again (a late match after ``miss``). At most
+        :data:`MAX_MARKS` are kept between calls, the newest.
+        """
+        marks = [[i, mark] for i, mark in self._marks]
+        self._marks.clear()
+        return marks
 
     @property
     def missed(self) -> int:

@@ -41,6 +41,7 @@ from server.realtime.saving import SessionSaver
 from server.realtime.sio_manager import LocalManager
 from server.realtime.transport import TuttiServer, transport_middleware
 from server.rest import analytics as analytics_api
+from server.rest import audio as audio_api
 from server.rest import auth as auth_api
 from server.rest import health, openapi
 from server.rest import lobby as lobby_api
@@ -201,6 +202,7 @@ def create_app(settings: Settings) -> web.Application:
         analytics_api,
     ):
         app.add_routes(feature.routes)
+    audio_api.install(app, saver)  # /api/performances, /api/jobs: jobs saved like rooms
     # Observability and the API description: correlation ids, /metrics, /livez, /readyz,
     # /api/openapi.json (server/observability/logs.py, metrics.py, health.py, openapi.py).
     logs.install(app, sio)

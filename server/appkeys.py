@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from server.observability.metrics import Metrics
     from server.realtime.presence import PresenceService
     from server.realtime.room_service import RoomService
+    from server.services.audio_jobs import AudioJobs
     from server.services.privacy import PrivacyBus
     from server.services.progress_refresh import ProgressRefresher
     from server.services.sync import SyncService
@@ -35,3 +36,5 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 PURGE_TASK: web.AppKey[asyncio.Task] = web.AppKey("purge_task")
 NOTATION_TASK: web.AppKey[dict[str, asyncio.Task]] = web.AppKey("notation_task")
 """``{"task": the running notation backfill}`` (a holder: requests start new ones)."""
+AUDIO_JOBS: web.AppKey[AudioJobs] = web.AppKey("audio_jobs")
+"""The audio jobs of this process (:mod:`server.rest.audio`)."""

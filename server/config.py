@@ -56,6 +56,19 @@ class Settings:
         metadata={"help": "a dropped member keeps part, role and room this long, s (0: off)"},
     )
     max_upload_bytes: int = field(default=5_000_000, metadata={"help": "largest MIDI upload"})
+    # -- audio (server/rest/audio.py, server/services/audio_jobs.py) -----------------------
+    max_audio_seconds: float = field(
+        default=600.0, metadata={"help": "longest recording an audio upload may hold, s"}
+    )
+    max_audio_bytes: int = field(
+        default=200_000_000, metadata={"help": "largest audio upload, bytes"}
+    )
+    max_audio_jobs: int = field(
+        default=0, metadata={"help": "audio jobs running at once (0: CPUs - 1, at least 1)"}
+    )
+    max_audio_jobs_per_user: int = field(
+        default=3, metadata={"help": "audio jobs one user may have queued or running"}
+    )
     workers: int = field(
         default=0,
         metadata={
@@ -122,7 +135,7 @@ class Settings:
     )
     referrer_policy: str = field(default="no-referrer", metadata={"help": "Referrer-Policy header"})
     permissions_policy: str = field(
-        default="midi=(self), camera=(), microphone=(), geolocation=()",
+        default="midi=(self), camera=(), microphone=(self), geolocation=()",
         metadata={"help": "Permissions-Policy header ('' leaves it out)"},
     )
     hsts_max_age_s: int = field(
@@ -207,6 +220,12 @@ class Settings:
         if ":" in host:  # an IPv6 literal
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    def resolved_max_audio_jobs(self) -> int:
+        """``max_audio_jobs``, or CPUs − 1 (at least 1) when it is 0."""
+        if self.max_audio_jobs > 0:
+            return self.max_audio_jobs
+        return max(1, (os.cpu_count() or 1) - 1)
 
     def resolved_secret_key(self) -> str:
         """``secret_key``; in dev mode without one, an ephemeral random key.

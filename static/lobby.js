@@ -117,7 +117,7 @@ function renderRooms() {
       );
       return el(
         "tr",
-        { "data-room": r.room_id },
+        { "data-room": r.room_id, "data-piece": r.piece_id },
         el("td", null, el("b", null, r.name), el("div", { class: "muted small" }, r.room_id)),
         el("td", null, r.piece_title || "—"),
         el("td", null, r.mode),

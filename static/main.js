@@ -6,12 +6,14 @@
 import { initAudio, playout } from "./audio.js";
 import { connect, disconnect, deviceId, deviceName } from "./connection.js";
 import { initInput } from "./input.js";
+import { initMicrophone, mic } from "./microphone.js";
 import { enterLobby, initLobby, leaveLobby } from "./lobby.js";
 import { initLogbook, logbook, syncNow } from "./logbook.js";
 import { applyPresenceDiff, canonicalPresence, presenceMetas } from "./presence.js";
 import { clearRoom, initRoom, leaveRoom } from "./room.js";
 import { initResults } from "./results.js";
 import { initNotation, score } from "./notation.js";
+import { cursors, initCursors } from "./cursors.js";
 import { initRoll, roll } from "./roll.js";
 import {
   adopt, isAccount, loadAccount, loadGuest, loginTokenFromHash, logOut, onStorage, pendingLoginLink,
@@ -153,14 +155,16 @@ function boot() {
   wire();
   initAudio();
   initInput();
+  initMicrophone();
   initRoll();
   initNotation();
+  initCursors();
   initRoom();
   initResults();
   initLobby();
   initLogbook();
   // For tests and the curious: the state and the modules' live objects.
-  window.Tutti = { state: S, playout, roll, score, logbook, syncNow };
+  window.Tutti = { state: S, playout, roll, score, cursors, logbook, syncNow, mic };
   resume();
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch((err) => console.warn("no service worker", err));

@@ -16,11 +16,23 @@ const MAX_PLAYED = 2000;
 const roll = { piece: null, pieceId: null, played: [], open: new Map() };
 export { roll };
 
-/** Fetch the room's piece notes once (GET /api/pieces/{id}/notes). */
+const notesCache = new Map(); // piece id -> Promise of GET /api/pieces/{id}/notes (the last few)
+
+/** A piece's notes per part (GET /api/pieces/{id}/notes), fetched once: the roll and the score's cursors share them. */
+export function pieceNotes(pieceId) {
+  if (!notesCache.has(pieceId)) {
+    const p = api("GET", `/api/pieces/${encodeURIComponent(pieceId)}/notes`);
+    p.catch(() => notesCache.delete(pieceId));
+    notesCache.set(pieceId, p);
+    if (notesCache.size > 4) notesCache.delete(notesCache.keys().next().value);
+  }
+  return notesCache.get(pieceId);
+}
+
 async function loadPiece(pieceId) {
   if (!pieceId || roll.pieceId === pieceId) return;
   roll.pieceId = pieceId;
-  roll.piece = await api("GET", `/api/pieces/${encodeURIComponent(pieceId)}/notes`);
+  roll.piece = await pieceNotes(pieceId);
 }
 
 /** A note played (own or a partner's), `t` on the server clock. */

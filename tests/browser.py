@@ -25,22 +25,26 @@ except ImportError:  # the dev extra is not installed
     sync_playwright = expect = None
 
 
-def launch_chromium():
-    """A context manager yielding a headless Chromium, or skipping with the reason."""
+def launch_chromium(*args: str):
+    """A context manager yielding a headless Chromium (with more command-line ``args``),
+    or skipping with the reason."""
     if sync_playwright is None:
         pytest.skip("playwright is not installed: pip install -e '.[dev]'")
     if CHROMIUM is None:
         pytest.skip("no /usr/bin/chromium: tests/install-test-deps.sh installs it")
-    return _launch()
+    return _launch(args)
 
 
 class _launch:
+    def __init__(self, args: tuple[str, ...] = ()) -> None:
+        self.args = list(args)
+
     def __enter__(self) -> Browser:
         self.pw = sync_playwright().start()
         # --no-sandbox: CI containers run as root; autoplay: the page's Web Audio may start.
         self.browser = self.pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"],
+            args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required", *self.args],
         )
         return self.browser
 

@@ -3,6 +3,7 @@
 #   redis-server  the tests start their own Redis servers on free ports
 #   chromium      the browser client's headless smoke test
 #   postgresql    the persistence tests also run on a private PostgreSQL cluster
+#   fluidsynth, fluid-soundfont-gm  render real pieces to audio for the audio-job tests
 # Safe to run again; does nothing when everything is there.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
     || missing+=(postgresql)
+command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
+[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || missing+=(fluid-soundfont-gm)
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "tests/install-test-deps.sh: installing ${missing[*]}" >&2

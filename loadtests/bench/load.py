@@ -5,10 +5,13 @@ command at a time; each answer is ``("ok", result)`` or ``("error", text)``:
 
 * ``("setup", plans)`` — log in (Tutti), connect and gather every room plan's
   members; answers ``{"room_ids": {key: room_id}, "connections": n}``. A plan
-  is ``{"key", "server": "tutti"|"bare", "room_id": str|None, "join": bool,
+  is ``{"key", "server": "tutti"|"bare"|"raw", "room_id": str|None, "join": bool,
   "piece_id", "tempo_bpm", "members": [{"url", "role", "plays"}]}``; with
   ``room_id`` None the first member creates the room (Tutti: ``room:create``
   on the piece, duet mode, no count-in; bare relays: the key is the room).
+  ``"bare"`` relays speak Socket.IO (:class:`loadtests.rawsio.RawSio`),
+  ``"raw"`` ones JSON frames over a plain websocket
+  (:class:`loadtests.rawjson.RawJson`, the same calls).
 * ``("start",)`` — every Tutti room's host sends ``room:start``.
 * ``("play", t0_epoch_s, rate, seconds, drain_s)`` — every playing member
   sends ``rate`` note events per second (alternately on and off, pitches
@@ -30,7 +33,10 @@ from typing import Any
 
 import aiohttp
 
+from loadtests.rawjson import RawJson
 from loadtests.rawsio import RawSio
+
+CLIENTS = {"tutti": RawSio, "bare": RawSio, "raw": RawJson}  # plan["server"] -> client class
 
 SETUP_CONCURRENCY = 50
 
@@ -84,8 +90,9 @@ class Generator:
     async def _setup_room(self, plan: dict[str, Any]) -> str:
         members = [Member(m["url"], m["role"], m["plays"], plan["key"]) for m in plan["members"]]
         tutti = plan["server"] == "tutti"
+        client = CLIENTS[plan["server"]]
         for member in members:
-            await self._connect(member, tutti)
+            await self._connect(member, tutti, client)
         room_id = plan.get("room_id")
         if not plan.get("join", True):
             self.members.extend(members)
@@ -119,7 +126,7 @@ class Generator:
         self.members.extend(members)
         return room_id
 
-    async def _connect(self, member: Member, tutti: bool) -> None:
+    async def _connect(self, member: Member, tutti: bool, client: type[RawSio]) -> None:
         assert self.session is not None
         self._counter += 1
         auth = None
@@ -146,7 +153,7 @@ class Generator:
             else:
                 self.other_events += 1
 
-        member.sio = RawSio(self.session, member.url, on_event, only=('["note"',))
+        member.sio = client(self.session, member.url, on_event, only=('["note"',))
         await member.sio.connect(auth)
 
     async def start(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Relay benchmark: Tutti against a bare python-socketio relay and a bare Node Socket.IO 4 relay.
+"""Relay benchmark: Tutti against bare python-socketio, raw aiohttp and Node Socket.IO 4 relays.
 
 Run (full size, the issue's targets; about 15 minutes)::
 
@@ -53,7 +53,10 @@ parts — ``room:join``, ``room:start``, acked ``note`` events), so
 authentication, validation, scoring, recording, the recovery stream and
 ``score:update``/``room:state`` traffic are all on. The bare relays speak a
 minimal equivalent (``join {room_id}``, ``note`` relayed unchanged to the room
-except the sender, both acked) with no authentication, validation or state.
+except the sender, both acked) with no authentication, validation or state;
+``raw-aiohttp`` (:mod:`loadtests.relays.raw_aiohttp`) the same over a plain
+websocket in JSON frames, no Socket.IO: the limit, what the transport itself
+costs (client: :mod:`loadtests.rawjson`).
 """
 
 from __future__ import annotations
@@ -84,7 +87,15 @@ from rooms.piece import load_midi
 
 PIECE = Path(__file__).resolve().parents[2] / "server" / "music" / "bwv66.6.mid"
 ALL_CASES = ("duet", "saturation", "fanout", "cluster", "idle")
-ALL_SERVERS = ("tutti", "bare-python", "node")
+ALL_SERVERS = ("tutti", "bare-python", "raw-aiohttp", "node")
+# The "a ÷ b" ratio rows of the table: Tutti against each baseline, and what Socket.IO
+# itself costs over the raw websocket relay.
+RATIOS = (
+    ("tutti", "bare-python"),
+    ("tutti", "raw-aiohttp"),
+    ("tutti", "node"),
+    ("bare-python", "raw-aiohttp"),
+)
 
 
 def say(text: str) -> None:
@@ -481,21 +492,18 @@ def table(results: list[tuple[str, dict]]) -> str:
         cells = [_cell(fmt, row.get(key)) for _, key, fmt in COLUMNS]
         lines.append(f"| {case} | {row['server']} | " + " | ".join(cells) + " |")
     for case, rows in by_case.items():
-        tutti = rows.get("tutti")
-        if tutti is None:
-            continue
-        for other in ("bare-python", "node"):
-            base = rows.get(other)
-            if base is None:
+        for name, other in RATIOS:
+            row, base = rows.get(name), rows.get(other)
+            if row is None or base is None:
                 continue
             cells = []
             for _, key, _fmt in COLUMNS:
-                a, b = tutti.get(key), base.get(key)
+                a, b = row.get(key), base.get(key)
                 if key in RATIO_KEYS and a is not None and b and a == a and b == b:
                     cells.append(f"×{a / b:.2f}")
                 else:
                     cells.append("")
-            lines.append(f"| {case} | tutti ÷ {other} | " + " | ".join(cells) + " |")
+            lines.append(f"| {case} | {name} ÷ {other} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -505,7 +513,7 @@ def table(results: list[tuple[str, dict]]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m loadtests.bench.relay",
-        description="Relay benchmark: Tutti vs a bare python-socketio relay vs Node Socket.IO 4.",
+        description="Relay benchmark: Tutti vs bare python-socketio, raw aiohttp and Node relays.",
     )
     p.add_argument(
         "--cases", default=",".join(ALL_CASES), help="comma-separated: " + ", ".join(ALL_CASES)
@@ -579,6 +587,8 @@ def main(argv: list[str] | None = None) -> list[tuple[str, dict]]:
                 target = bench_servers.start_tutti(folder, 2 if case == "cluster" else 1, grace_ms)
             elif server == "bare-python":
                 target = bench_servers.start_bare_python(folder)
+            elif server == "raw-aiohttp":
+                target = bench_servers.start_raw_aiohttp(folder)
             else:
                 target = bench_servers.start_node(folder)
             session = None

@@ -4,6 +4,8 @@
   two processes; two share a private ``redis-server``.
 * ``bare-python``: :mod:`loadtests.relays.bare_python` (python-socketio +
   aiohttp, no application logic).
+* ``raw-aiohttp``: :mod:`loadtests.relays.raw_aiohttp` (a plain aiohttp
+  websocket relay with JSON frames, no Socket.IO: the transport's own cost).
 * ``node``: ``loadtests/relays/node/relay.js`` (Socket.IO 4), after
   ``npm install`` into its folder on first use; ``None`` without node/npm.
 """
@@ -43,7 +45,7 @@ class Target:
     """A server under test: its URLs (one per process) and what to stop."""
 
     name: str
-    kind: str  # "tutti" or "bare": which protocol the generator speaks
+    kind: str  # "tutti", "bare" (Socket.IO) or "raw" (JSON frames): the generator's protocol
     urls: list[str]
     pids: list[int]
     helper_pids: list[int] = field(default_factory=list)  # e.g. redis-server
@@ -101,7 +103,9 @@ def start_tutti(workdir: Path, processes: int, grace_ms: int) -> Target:
     return target
 
 
-def _start_process(name: str, args: list[str], cwd: Path, log: Path, health: str) -> Target:
+def _start_process(
+    name: str, args: list[str], cwd: Path, log: Path, health: str, kind: str = "bare"
+) -> Target:
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -132,13 +136,25 @@ def _start_process(name: str, args: list[str], cwd: Path, log: Path, health: str
                 proc.kill()
                 proc.wait()
 
-    return Target(name, "bare", [url], [proc.pid], _stops=[stop])
+    return Target(name, kind, [url], [proc.pid], _stops=[stop])
 
 
 def start_bare_python(workdir: Path) -> Target:
     script = ROOT / "loadtests" / "relays" / "bare_python.py"
     return _start_process(
         "bare-python", [sys.executable, str(script)], ROOT, workdir / "bare-python.log", "/health"
+    )
+
+
+def start_raw_aiohttp(workdir: Path) -> Target:
+    script = ROOT / "loadtests" / "relays" / "raw_aiohttp.py"
+    return _start_process(
+        "raw-aiohttp",
+        [sys.executable, str(script)],
+        ROOT,
+        workdir / "raw-aiohttp.log",
+        "/health",
+        kind="raw",
     )
 
 

@@ -63,6 +63,7 @@ def _log_row(finished: FinishedRoom, player: PlayerOutcome, activity: str) -> Pr
         work_title=finished.piece_title,
         part=player.part,
         activity_type=activity,
+        source=finished.extra.get("source", "room"),  # "audio": a recording scored afterwards
         instrument=player.instrument,
         start_time=ms_to_datetime(start_ms),
         end_time=ms_to_datetime(end_ms),
@@ -172,6 +173,7 @@ def _log_to_dict(row: PracticeLog) -> dict[str, Any]:
         "work_title": row.work_title,
         "part": row.part,
         "activity_type": row.activity_type,
+        "source": row.source,
         "instrument": row.instrument,
         "start_time": iso_or_none(row.start_time),
         "end_time": iso_or_none(row.end_time),

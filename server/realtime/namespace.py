@@ -19,7 +19,8 @@ refused event gets ``{"error": {"code", "message"}}`` and changes nothing.
 
 Events (shapes in :mod:`server.services.schemas`): ``clock``,
 ``room:create``, ``room:join``, ``room:leave``, ``room:start``, ``room:end``,
-``room:add_partner``, ``room:remove_partner``, ``note``, ``notes``
+``room:add_partner``, ``room:remove_partner``, ``room:tempo``, ``room:loop``
+(:class:`server.realtime.practice.PracticeRunner`), ``note``, ``notes``
 (:class:`server.realtime.room_service.RoomService`) and
 ``sync:push``, ``sync:pull`` (:class:`server.services.sync.SyncService`, the
 shapes of the REST routes in :mod:`server.rest.sync`).
@@ -44,12 +45,14 @@ from server.services.auth import TokenError, verify_token
 from server.services.schemas import (
     AuthIn,
     ClockIn,
+    LoopEventIn,
     NoteMsg,
     NotesMsg,
     PartnerAddIn,
     RoomCreateEvent,
     RoomIdIn,
     RoomJoinEvent,
+    TempoEventIn,
     parse,
 )
 from server.services.sync import SyncService
@@ -80,6 +83,8 @@ class TuttiNamespace(socketio.AsyncNamespace):
             "room:end": self.on_room_end,
             "room:add_partner": self.on_room_add_partner,
             "room:remove_partner": self.on_room_remove_partner,
+            "room:tempo": self.on_room_tempo,
+            "room:loop": self.on_room_loop,
             "note": self.on_note,
             "notes": self.on_notes,
             "sync:push": self.on_sync_push,
@@ -216,6 +221,14 @@ class TuttiNamespace(socketio.AsyncNamespace):
     async def on_room_remove_partner(self, sid: str, data: Any) -> dict[str, Any]:
         """The host takes the computer partner out → ``{"room_id", "removed": true}``."""
         return await self.rooms.partners.remove(sid, parse(RoomIdIn, data).room_id)
+
+    async def on_room_tempo(self, sid: str, data: Any) -> dict[str, Any]:
+        """The host slows down (or speeds up) the room before the start → ``{"room": state}``."""
+        return await self.rooms.practice.tempo(sid, parse(TempoEventIn, data))
+
+    async def on_room_loop(self, sid: str, data: Any) -> dict[str, Any]:
+        """The host loops a section (and a tempo ladder) before the start → ``{"room": state}``."""
+        return await self.rooms.practice.loop(sid, parse(LoopEventIn, data))
 
     async def on_note(self, sid: str, data: Any) -> dict[str, Any]:
         """One note → ``{"accepted": 1, "seq"}``."""

@@ -21,6 +21,7 @@ in :class:`server.realtime.clustered.ClusteredRoomService` through Redis.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -31,17 +32,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rooms import admission
 from rooms.errors import RoomError
-from rooms.finished import FinishedRoom
 from rooms.notes import NoteEvent
 from rooms.presence import status_of
 from rooms.room import Member, Room, RoomSettings
 from server.realtime.broadcast import RoomBroadcast
 from server.realtime.connections import Connection, Connections
 from server.realtime.partners import Partners
+from server.realtime.practice import PracticeRunner
 from server.realtime.presence import PresenceService
 from server.realtime.recovery import LocalStreams, RedisStreams
 from server.realtime.relay import relay_notes
-from server.realtime.saving import SessionSaver, finished_payload, saved_payload
+from server.realtime.saving import SessionSaver, announce_saved, finished_payload
 from server.realtime.sharing import Sharing
 from server.realtime.timers import FinishTimers, ReconnectGrace, ScoreThrottle, Tasks, now_ms
 from server.services.limits_counter import record_rejection
@@ -91,8 +92,9 @@ class RoomService(Sharing):
         self.broadcast = RoomBroadcast(sio, streams or LocalStreams())
         self.metrics: Any = None  # server.observability.metrics.Metrics, set by the app factory
         self.saver = saver or SessionSaver(sessionmaker, None)
-        self.saver.on_saved = self.announce_saved
+        self.saver.on_saved = functools.partial(announce_saved, sio)
         self.partners = Partners(self)  # computer partners (room:add_partner)
+        self.practice = PracticeRunner(self)  # room:tempo, room:loop and loop passes
 
     async def start_cluster(self) -> None:
         """Join the other processes (nothing to join on one process)."""
@@ -165,6 +167,7 @@ class RoomService(Sharing):
             settings=self.room_settings,
             created_at_ms=int(now_ms()),
             invite_code=admission.new_invite_code() if msg.private else None,
+            practice=msg.to_practice(),
         )
         self.rooms[room_id] = room
         self._room_sids[room_id] = {}
@@ -305,6 +308,7 @@ class RoomService(Sharing):
         await self._publish_state(room)
         await self._started(room)
         self.partners.start(room)
+        self.practice.start(room)
         self._schedule_finish_check(room)
         log.info("room %s starts at %d", room_id, start_at)
         return {"room_id": room_id, "start_at": start_at}
@@ -349,7 +353,7 @@ class RoomService(Sharing):
         if room.is_finished or room.room_id not in self.rooms:
             return
         await self._scored(room)
-        result = room.live_result(user_id)
+        result = room.live_result(user_id, marks=True)  # marks: what to colour in the score
         if result is not None:
             payload = {"room_id": room.room_id, "user_id": user_id, **result}
             await self.broadcast.emit("score:update", payload, room.room_id)
@@ -387,6 +391,7 @@ class RoomService(Sharing):
             return other
         self.timers.cancel(room.room_id)
         self.partners.stop(room.room_id)
+        self.practice.stop(room.room_id)
         self.away.forget_room(room.room_id)
         ended = int(now_ms())
         remote = await self._partials_elsewhere(room, session_id, ended)
@@ -398,14 +403,6 @@ class RoomService(Sharing):
         if self.sync is not None:
             await self.sync.poke(p.user_id for p in finished.players)
         return session_id
-
-    async def announce_saved(self, finished: FinishedRoom) -> None:
-        """``session:saved`` to every device of the players and spectators of ``finished``."""
-        payload = saved_payload(finished)
-        for user_id in dict.fromkeys(
-            [*(p.user_id for p in finished.players), *finished.spectators]
-        ):
-            await self.sio.emit("session:saved", payload, room=user_room(user_id))
 
     async def _release_members(self, room: Room) -> None:
         for user_id, sid in list(self._room_sids.get(room.room_id, {}).items()):
@@ -441,6 +438,7 @@ class RoomService(Sharing):
         self.broadcast.drop(room_id)
         self.scores.forget(room_id)
         self.partners.stop(room_id)
+        self.practice.stop(room_id)
         self.away.forget_room(room_id)
 
     async def _announce_finished(self, room: Room, payload: dict[str, Any]) -> None:

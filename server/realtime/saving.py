@@ -8,12 +8,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import socketio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from rooms.finished import FinishedRoom
 from server.db import finished_rooms
 from server.services.progress_refresh import refresh_after_commit
 from server.services.spool import FinishedRoomSpool
+from server.services.sync import user_room
 
 log = logging.getLogger("tutti.rooms")
 
@@ -66,6 +68,14 @@ class SessionSaver:
             self._announce.add(finished.session_id)
             return False
         return True
+
+    async def save_and_wait(self, finished: FinishedRoom) -> None:
+        """:meth:`save`, then wait until the database has it (an audio job's session,
+        whose id is told only once it can be read)."""
+        if not await self.save(finished):
+            task = self._saving.get(finished.session_id)
+            if task is not None:
+                await asyncio.shield(task)
 
     def _start(self, finished: FinishedRoom) -> asyncio.Task:
         task = self._saving.get(finished.session_id)
@@ -136,3 +146,10 @@ def finished_payload(finished: FinishedRoom, saved: bool = True) -> dict[str, An
 def saved_payload(finished: FinishedRoom) -> dict[str, Any]:
     """``session:saved``: ``{"room_id", "session_id"}``."""
     return {"room_id": finished.room_id, "session_id": finished.session_id}
+
+
+async def announce_saved(sio: socketio.AsyncServer, finished: FinishedRoom) -> None:
+    """``session:saved`` to every device of the players and spectators of ``finished``."""
+    payload = saved_payload(finished)
+    for user_id in dict.fromkeys([*(p.user_id for p in finished.players), *finished.spectators]):
+        await sio.emit("session:saved", payload, room=user_room(user_id))

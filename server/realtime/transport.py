@@ -35,7 +35,8 @@ with the reason, sends ``connection:closed {"code", "message"}`` to a
 connection that passed the handshake, then closes the Engine.IO session
 (:meth:`TuttiServer.close_transport`): what it sends afterwards is dropped,
 and its websocket is read no further
-(:class:`server.realtime.malformed.CheckedWebSocket`).
+(:class:`server.realtime.malformed.CheckedWebSocket`, under
+:class:`server.realtime.fastpath.DirectWebSocket`).
 
 Hooks: python-socketio 5's ``AsyncServer._handle_eio_connect``,
 ``_handle_eio_message`` and ``_handle_eio_disconnect`` (the handlers it
@@ -55,10 +56,10 @@ import socketio
 from aiohttp import web
 
 from server.realtime.codec import MalformedPacket
+from server.realtime.fastpath import DirectEngineIO, DirectWebSocket, InlineEvents
 from server.realtime.malformed import (
     INPUT_ERRORS,
     MALFORMED,
-    CheckedWebSocket,
     quiet_library_loggers,
 )
 from server.services.limits import RateLimiter
@@ -87,8 +88,9 @@ def json_error(status: int, code: str, message: str) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
-class TuttiServer(socketio.AsyncServer):
-    """``socketio.AsyncServer`` with the transport checks of this module.
+class TuttiServer(InlineEvents, socketio.AsyncServer):
+    """``socketio.AsyncServer`` with the transport checks of this module and the note
+    path's shortcuts (:mod:`server.realtime.fastpath`).
 
     ``limiter`` counts refusals (its ``refusals`` scope; ``None``: never
     closed for them). ``handshake_timeout_s`` (0: none),
@@ -108,7 +110,7 @@ class TuttiServer(socketio.AsyncServer):
         quiet_library_loggers()  # before python-engineio adds a handler of its own
         super().__init__(**kwargs)
         # A copy: python-engineio's table of its aiohttp driver is shared by every server.
-        self.eio._async = {**self.eio._async, "websocket": CheckedWebSocket}
+        self.eio._async = {**self.eio._async, "websocket": DirectWebSocket}
         self.limiter = limiter
         self.handshake_timeout_s = handshake_timeout_s
         self.max_connections_per_ip = max_connections_per_ip
@@ -118,6 +120,9 @@ class TuttiServer(socketio.AsyncServer):
         self._per_address: Counter[str] = Counter()
         self._deadlines: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task] = set()  # strong references to close tasks
+
+    def _engineio_server_class(self):
+        return DirectEngineIO  # writes to an idle websocket directly (realtime/fastpath.py)
 
     # -- addresses and the handshake ------------------------------------------------------
 

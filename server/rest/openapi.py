@@ -16,6 +16,7 @@ from aiohttp import web
 
 from server.rest import (
     analytics,
+    audio,
     auth,
     health,
     lobby,
@@ -45,6 +46,7 @@ OPERATIONS: list[Op] = [
     *OWN_OPERATIONS,
     *auth.OPERATIONS,
     *pieces.OPERATIONS,
+    *audio.OPERATIONS,
     *lobby.OPERATIONS,
     *sessions.OPERATIONS,
     *progress.OPERATIONS,

@@ -20,7 +20,8 @@ route                                     does
 ``GET /api/pieces/{id}/notes``            its notes per part in seconds: ``{"piece_id",
                                           "tempo_bpm", "duration_s", "parts": [{"name",
                                           "notes": [[onset_s, offset_s, pitch,
-                                          velocity], …]}]}`` at the file's tempo (a room at
+                                          velocity, onset_beat], …]}]}`` at the file's
+                                          tempo, in score order (a room at
                                           ``room.tempo_bpm`` scales them by ``tempo_bpm /
                                           room.tempo_bpm``), what the piano roll draws
 ``GET /api/pieces/{id}/analysis``         difficulty features, key and chords per beat
@@ -65,6 +66,7 @@ from rooms.recommend import recommend, user_level
 from server.appkeys import MANAGER, NOTATION_TASK, SESSIONMAKER, SETTINGS
 from server.db import repository
 from server.db.models import SheetMusic
+from server.rest import audio as audio_api
 from server.rest.apidoc import MIDI, Op, Out, Query, model_query
 from server.rest.common import caller as _caller
 from server.rest.common import error, json_response, read_limited
@@ -113,7 +115,8 @@ async def list_pieces(request: web.Request) -> web.Response:
 async def add_piece(request: web.Request) -> web.Response:
     """Body: a Standard MIDI File or a MusicXML file (``.musicxml``/``.xml``
     text or ``.mxl`` zip; needs the ``musicxml`` extra, else ``501
-    musicxml_unavailable``), at most ``max_upload_bytes``.
+    musicxml_unavailable``), at most ``max_upload_bytes``; or a recording with an
+    audio ``Content-Type`` (:func:`server.rest.audio.import_piece`).
 
     Query: ``title``, ``composer``, ``split_hands`` (true: split the one part
     into ``right``/``left`` at ``split_pitch``, default 60 = middle C),
@@ -124,6 +127,8 @@ async def add_piece(request: web.Request) -> web.Response:
     entries) is ``413 piece_too_large``.
     """
     caller = _caller(request)
+    if audio_api.is_audio(request):  # a recording: transcribed into a one-part piece
+        return await audio_api.import_piece(request, caller)
     settings = request.app[SETTINGS]
     data = await read_limited(request, settings.max_upload_bytes)
     query = request.rel_url.query

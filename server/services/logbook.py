@@ -384,7 +384,7 @@ def _aware(value: datetime) -> datetime:
 
 def read_only_fields(entity: Entity, row: Any, values: dict[str, Any]) -> list[str]:
     """Fields of ``values`` that may not be changed on ``row`` (a room log's measurements)."""
-    if entity is LOGBOOK_ENTRY and row.source == "room":
+    if entity is LOGBOOK_ENTRY and row.source in ("room", "audio"):
         return sorted(set(values) - ROOM_LOG_WRITABLE)
     return []
 

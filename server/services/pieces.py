@@ -123,14 +123,24 @@ def notes_json(piece: Piece, piece_id: str) -> bytes:
     """The body of ``GET /api/pieces/{id}/notes`` (JSON, UTF-8).
 
     ``{"piece_id", "tempo_bpm", "duration_s", "parts": [{"name", "notes":
-    [[onset_s, offset_s, pitch, velocity], …]}]}``: times in seconds from
-    tick 0 at the file's tempo, rounded to 0.1 ms.
+    [[onset_s, offset_s, pitch, velocity, onset_beat], …]}]}``: times in
+    seconds from tick 0 at the file's tempo, rounded to 0.1 ms; ``onset_beat`` in
+    quarter notes from tick 0 (how the page finds a note in the engraved score).
+    Each part's notes are in score order (onset, then pitch): a ``score:update``
+    mark's index and the final ``notes`` list count in this order.
     """
     parts = [
         {
             "name": part.name,
             "notes": [
-                [round(n.onset_s, 4), round(n.offset_s, 4), n.pitch, n.velocity] for n in part.notes
+                [
+                    round(n.onset_s, 4),
+                    round(n.offset_s, 4),
+                    n.pitch,
+                    n.velocity,
+                    round(n.onset_beat, 6),
+                ]
+                for n in sorted(part.notes, key=lambda n: (n.onset_tick, n.pitch))
             ],
         }
         for part in piece.parts

@@ -18,7 +18,8 @@ The first call pays for starting a worker (about 0.5 s of CPU, in the worker).
 Two lanes, each a pool of its own: ``"pieces"`` (:func:`run`: decoding,
 analysis, notes; up to two workers) and ``"notation"`` (:func:`run_in`: the
 MIDI → MusicXML conversions, seconds each; one worker), so conversions never
-queue ahead of a room's piece load or an upload's analysis.
+queue ahead of a room's piece load or an upload's analysis; and ``"audio"``
+(transcription steps of :mod:`server.services.audio_jobs`).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from rooms.errors import TuttiError
 
 T = TypeVar("T")
 MAX_WORKERS = max(1, min(2, os.cpu_count() or 1))
-LANES = {"pieces": MAX_WORKERS, "notation": 1}
-"""Workers per lane."""
+LANES = {"pieces": MAX_WORKERS, "notation": 1, "audio": 1}
+"""Workers per lane (``"audio"``: set to ``--max-audio-jobs`` by
+:class:`server.services.audio_jobs.AudioJobs` before its first use)."""
 
 _lock = threading.Lock()
 _pools: dict[str, ProcessPoolExecutor] = {}

@@ -50,6 +50,7 @@ from pydantic_core import PydanticCustomError
 
 from rooms.errors import RoomError
 from rooms.notes import NoteEvent
+from rooms.practice import Ladder, Loop, Practice
 
 MAX_BATCH = 64
 
@@ -84,12 +85,70 @@ class AuthIn(_Strict):
     device_name: Text = ""
 
 
+class LadderIn(_Strict):
+    """A tempo ladder (:class:`rooms.practice.Ladder`, which checks the ranges:
+    ``invalid_ladder``): percentages of the piece's tempo and an accuracy 0–1."""
+
+    start_pct: float
+    step_pct: float
+    target_pct: float
+    min_accuracy: float
+
+    _check = field_validator("start_pct", "step_pct", "target_pct", "min_accuracy")(_finite)
+
+    def to_ladder(self) -> Ladder:
+        return Ladder(self.start_pct, self.step_pct, self.target_pct, self.min_accuracy)
+
+
+class LoopIn(_Strict):
+    """Bars ``from_bar``–``to_bar`` (1-based; ``to_bar`` null: the last) ``repeats`` times
+    (with a ladder: at most); the room checks them against the piece (``invalid_bars``)."""
+
+    from_bar: int = 1
+    to_bar: int | None = None
+    repeats: int = Field(default=1, ge=-(2**31), le=2**31)
+
+    def to_loop(self) -> Loop:
+        return Loop(self.from_bar, self.to_bar, self.repeats)
+
+
 class RoomCreateIn(_Strict):
+    """``room:create``. Practice tools (:mod:`rooms.practice`): ``tempo_pct`` 25–150 % of
+    the tempo, ``loop`` a section, ``ladder`` a tempo ladder, ``wait`` wait mode."""
+
     piece_id: Id | None = None
     mode: Literal["duet", "ensemble", "free"]
     tempo_bpm: float | None = Field(default=None, ge=20, le=400)
     count_in_beats: int = Field(default=4, ge=0, le=16)
     name: Text = ""
+    tempo_pct: float = Field(default=100.0, ge=25, le=150)
+    loop: LoopIn | None = None
+    ladder: LadderIn | None = None
+    wait: bool = False
+
+    def to_practice(self) -> Practice:
+        """The practice settings; ``RoomError("invalid_ladder")`` for a bad ladder."""
+        return Practice(
+            self.tempo_pct,
+            None if self.loop is None else self.loop.to_loop(),
+            None if self.ladder is None else self.ladder.to_ladder(),
+            self.wait,
+        )
+
+
+class TempoEventIn(_Strict):
+    """``room:tempo``: the room's tempo, 25–150 % of the piece's (before the start)."""
+
+    room_id: Id
+    tempo_pct: float = Field(ge=25, le=150)
+
+
+class LoopEventIn(LoopIn):
+    """``room:loop``: loop bars ``from_bar``–``to_bar`` ``repeats`` times, optionally with
+    a ``ladder`` (before the start; the room's ``tempo_pct`` stays)."""
+
+    room_id: Id
+    ladder: LadderIn | None = None
 
 
 class RecoverIn(_Strict):
@@ -113,11 +172,21 @@ class RoomIdIn(_Strict):
 
 class PartnerAddIn(_Strict):
     """``room:add_partner``: ``part`` null takes the first free part; ``follow`` false plays
-    at the room tempo instead of following the human players."""
+    at the room tempo instead of following the human players. ``from_session`` and
+    ``user_id``: replay that player's recorded take of a saved session instead (its part;
+    ``follow`` false: at its recorded timing; :mod:`rooms.takes`)."""
 
     room_id: Id
     part: Text | None = None
     follow: bool = True
+    from_session: Id | None = None
+    user_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _a_take_names_its_player(self) -> PartnerAddIn:
+        if (self.from_session is None) != (self.user_id is None):
+            raise ValueError("a recorded take needs both from_session and user_id")
+        return self
 
 
 class NoteIn(_Strict):

@@ -10,7 +10,7 @@ from loadtests.bench import servers as bench_servers
 
 @pytest.mark.timeout(600)
 def test_relay_benchmark_tiny_runs_without_errors_or_lost_notes(capsys):
-    servers = "tutti,bare-python" + ("" if bench_servers.node_missing() else ",node")
+    servers = "tutti,bare-python,raw-aiohttp" + ("" if bench_servers.node_missing() else ",node")
     results = bench_relay.main(
         [
             "--servers", servers,

@@ -48,8 +48,9 @@ def key_for(pitch: int, octave: int) -> str:
     return KEY_CODES[pitch - 12 * (octave + 1)]
 
 
-def upload_and_create_duet(page, title: str, part: str) -> str:
-    """Upload the chorale through the lobby's form, create a duet on it; returns the room id."""
+def upload_and_create_duet(page, title: str, part: str, tempo: float | None = TEMPO) -> str:
+    """Upload the chorale through the lobby's form, create a duet on it (at ``tempo``,
+    ``None``: the piece's); returns the room id."""
     page.set_input_files(
         "#upload-file",
         files=[{"name": "bwv66.6.mid", "mimeType": "audio/midi", "buffer": chorale_midi()}],
@@ -62,7 +63,8 @@ def upload_and_create_duet(page, title: str, part: str) -> str:
         arg=title,
     )
     page.select_option("#create-mode", "duet")
-    page.fill("#create-tempo", str(TEMPO))
+    if tempo is not None:
+        page.fill("#create-tempo", str(tempo))
     page.select_option("#create-part", part)
     page.fill("#create-name", f"Duet {title}")
     page.click("#create-form button[type=submit]")
@@ -85,7 +87,7 @@ def join_from_lobby(page, room_id: str, part: str) -> None:
 def performance(notes: list, start_at: float, scale: float, page, octave: int) -> list:
     """Key events (server ms, page, "down"/"up", key) that play ``notes`` on the room's grid."""
     events = []
-    for onset_s, offset_s, pitch, _ in notes:
+    for onset_s, offset_s, pitch, *_ in notes:
         on = start_at + onset_s * 1000 * scale
         off = max(on + 40, start_at + offset_s * 1000 * scale - 40)
         key = key_for(pitch, octave)

@@ -72,7 +72,7 @@ def test_the_room_shows_the_score_as_svg(fresh_server):
     for corpus_path, (measured, pages, warm) in cold.items():
         print(
             f"\n{corpus_path}: {pages} page(s); room's piece → SVG "
-            f"{measured['tutti:notation']:.0f} ms (cold: Verovio loaded and compiled); "
+            f"{measured['tutti:notation']:.0f} ms (Verovio compiling from the page's load on); "
             f"Verovio layout + SVG {measured['tutti:notation-render']:.0f} ms; "
             f"re-layout after a resize {warm:.0f} ms"
         )

@@ -65,8 +65,12 @@ async def test_piece_notes_are_the_pieces(server):
     assert [p["name"] for p in body["parts"]] == expected.part_names
     for part, ref in zip(body["parts"], expected.parts, strict=True):
         assert len(part["notes"]) == len(ref.notes)
-        for (onset, offset, pitch, velocity), note in zip(part["notes"], ref.notes, strict=True):
+        in_score_order = sorted(ref.notes, key=lambda n: (n.onset_tick, n.pitch))
+        for (onset, offset, pitch, velocity, beat), note in zip(
+            part["notes"], in_score_order, strict=True
+        ):
             assert (pitch, velocity) == (note.pitch, note.velocity)
+            assert beat == pytest.approx(note.onset_beat, abs=1e-6)
             assert onset == pytest.approx(note.onset_s, abs=1e-4)
             assert offset == pytest.approx(note.offset_s, abs=1e-4)
     status, body = await get(f"{server.url}/api/pieces/nope/notes")

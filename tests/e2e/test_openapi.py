@@ -40,6 +40,7 @@ from tests.servers import start_server
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25"))
 # MIDI uploads are raw bytes, as schemathesis sends application/octet-stream.
 schemathesis.serializer.alias("audio/midi", "application/octet-stream")
+schemathesis.serializer.alias("audio/wav", "application/octet-stream")  # audio uploads too
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

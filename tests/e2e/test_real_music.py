@@ -98,6 +98,14 @@ async def test_four_player_ensemble_plays_bwv66_6(server):
     # Live scores reached the room while playing.
     updated = {u["user_id"] for u in host.received["score:update"]}
     assert updated == {c.user["id"] for c in players.values()}
+    # Their marks (what the page colours): the Bass's last mark per note is its judgement.
+    bass_id = players["Bass"].user["id"]
+    marks = {}
+    for update in host.received["score:update"]:
+        if update["user_id"] == bass_id:
+            marks.update((i, mark) for i, mark in update["marks"])
+    bass_notes = by_part["Bass"]["notes"]
+    assert marks and all(bass_notes[i]["judgement"] == mark for i, mark in marks.items())
     # Partners heard each other's notes, numbered in one per-room sequence.
     heard = players["Bass"].received
     bass_heard = list(heard["note"]) + [

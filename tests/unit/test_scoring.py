@@ -700,3 +700,45 @@ def test_counts_always_add_up(performance) -> None:
         if t is not None
     )
     assert not filled - played
+
+
+# ------------------------------------------------- marks: what a score:update colours
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_marks_end_as_the_final_judgements(seed) -> None:
+    """Read in small batches while playing, as score:update does, the last mark of each
+    expected note is its final judgement (``wrong_pitch`` where a wrong note took it)."""
+    chorale = piece()
+    notes = chorale.part("Alto").notes
+    mistakes = choose_mistakes(notes, dropped=3, wrong=2, seed=seed)
+    events = humanize(notes, jitter_ms=40, mistakes=mistakes, seed=seed)
+    scorer = Scorer(notes, tempo_bpm=chorale.bpm)
+    last: dict[int, str] = {}
+    batches = 0
+    for k in range(0, len(events), 5):
+        feed(scorer, events[k : k + 5])
+        marks = scorer.take_marks()
+        assert all(0 <= i < len(notes) for i, _ in marks)
+        last.update((i, mark) for i, mark in marks)
+        batches += bool(marks)
+    assert scorer.take_marks() == []  # forgotten once taken
+    assert batches > len(events) // 10  # they come along the piece, not at the end
+    scorer.note_on(1, events[-1].t_ms + 10_000)  # time passes: the last windows close
+    last.update((i, mark) for i, mark in scorer.take_marks())
+    details = scorer.result(final=True)["notes"]
+    for i, d in enumerate(details):
+        expected = "wrong_pitch" if "played_pitch" in d else d["judgement"]
+        assert last[i] == expected, (i, d)
+
+
+def test_marks_are_capped_between_reads() -> None:
+    from rooms.scoring import MAX_MARKS
+
+    notes = make_notes([(i * 0.5, 60) for i in range(MAX_MARKS + 20)])
+    scorer = Scorer(notes)
+    for n in notes:
+        scorer.note_on(60, n.onset_s * 1000.0)
+    marks = scorer.take_marks()
+    assert len(marks) == MAX_MARKS
+    assert marks[-1] == [len(notes) - 1, "perfect"]

@@ -32,6 +32,7 @@ SOURCE_TYPES = (
     "generated",
     "musicxml_upload",
     "public_domain",  # the starter library bundled with the server (server/music/starter)
+    "transcribed",  # transcribed from an audio upload (server/rest/audio.py)
 )
 SESSION_MODES = ("duet", "ensemble", "free")
 ACTIVITY_ENSEMBLE = "ensemble_reading"
