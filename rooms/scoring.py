@@ -7,9 +7,31 @@ to the room's ``start_at`` (beat 1 of the piece) on the server clock.
 Matching (ours; the README's "How it is scored"): every played note-on is compared
 with the expected notes near the time a causal tempo tracker predicts for
 them. The tracker fits ``played = a + b * expected`` by least squares over the
-last ``tempo_window`` matched notes (a local linear time warp), so a player
-who drifts or slows down for a passage keeps being matched; before the first
-match it predicts the room's grid. Each played note-on ends as exactly one of
+last ``tempo_window`` matched onsets (a local linear time warp; the notes of a
+chord count as one onset at their mean played time), so a player who drifts
+or slows down for a passage keeps being matched; before the first match it
+predicts the room's grid.
+
+One spurious note must not move the fit (an octave error of an audio
+transcription, a slip matched early to the next note of its pitch would
+otherwise read as a sudden tempo change and take the tracker away from the
+player). A match enters the fit only through a validation gate: its residual
+from the prediction may be at most ``outlier_ms`` plus ``outlier_ratio`` of
+the score time since the latest fitted onset (a 50 % tempo jump over that
+interval). A match outside the gate stays matched but is held out of the fit
+(and from ``on_match``) until the next match outside the gate confirms it,
+i.e. the two imply a plausible tempo or the same shift (a real jump or a
+player far off the room tempo from the start); a match inside the gate
+leaves it held out for good. This is the gating and M-of-N confirmation of
+target tracking (Bar-Shalom & Fortmann, *Tracking and Data Association*,
+Academic Press 1988, ch. 3 and 8) with M = N = 2. And a later note of the
+same pitch much nearer an expected note's predicted time than the note that
+matched it (by more than ``outlier_ms``) takes that expected note back; the
+displaced note is scored again at its own time (it may match another note,
+become a wrong pitch, or be extra), so an early spurious note never consumes
+a reference note the player then plays on time.
+
+Each played note-on ends as exactly one of
 
 * ``matched``: an unmatched expected note of the same pitch within
   ``match_window_ms`` of its predicted time, widened by ``tempo_slack`` ms per
@@ -22,7 +44,9 @@ match it predicts the room's grid. Each played note-on ends as exactly one of
   becomes extra when there is none);
 * ``extra``: neither.
 
-Each expected note ends ``matched`` at most once, or ``missed``. So
+(A note's outcome can change later, by the two take-back rules; ``note_on``
+returns its outcome at the time.) Each expected note ends ``matched`` at most
+once, or ``missed``. So
 ``notes_expected = notes_matched + missed`` and
 ``notes_played = notes_matched + wrong_pitch + extra``.
 
@@ -68,6 +92,12 @@ class ScoringSettings:
     chorale are played 30 % slower (``tests/unit/test_scoring.py``).
     ``min_tempo_ratio``/``max_tempo_ratio``: bounds of the fitted
     played/expected time ratio (2.0 = half the room tempo).
+    ``outlier_ms``/``outlier_ratio``: the tempo fit's validation gate, a
+    match enters the fit at once when ``|played - predicted|`` is at most
+    ``outlier_ms + outlier_ratio * b * (expected - latest fitted expected)``
+    (ms; ``b`` the fitted ratio), else only once confirmed (module docstring);
+    ``outlier_ms`` is also the margin by which a later note must be nearer
+    an expected note's predicted time to take it back.
     """
 
     perfect_ms: float = 25.0
@@ -80,6 +110,8 @@ class ScoringSettings:
     tempo_slack: float = 0.3
     min_tempo_ratio: float = 0.5
     max_tempo_ratio: float = 2.0
+    outlier_ms: float = 50.0
+    outlier_ratio: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0 < self.perfect_ms <= self.great_ms <= self.good_ms:
@@ -93,6 +125,8 @@ class ScoringSettings:
             raise ValueError(
                 f"tempo_slack must be >= 0 and below min_tempo_ratio, got {self.tempo_slack}"
             )
+        if self.outlier_ms <= 0 or self.outlier_ratio < 0:
+            raise ValueError("outlier_ms must be > 0 and outlier_ratio >= 0")
         if self.tempo_window < 2:
             raise ValueError(f"tempo_window must be at least 2 notes, got {self.tempo_window}")
 
@@ -109,18 +143,23 @@ class ScoringSettings:
 
 
 class TempoTracker:
-    """Causal local linear fit ``played_ms = a + b * expected_ms`` over recent matches.
+    """Causal local linear fit ``played_ms = a + b * expected_ms`` over recent onsets.
 
     ``b`` is the played/expected time ratio (1.1 = 10% slower than the room
-    tempo), clamped to ``[min_ratio, max_ratio]``. With fewer than two distinct
-    expected times the ratio keeps its previous value (1.0 at first) and only
-    the intercept follows the player.
+    tempo), clamped to ``[min_ratio, max_ratio]``. The fit runs over the last
+    ``window`` distinct expected times (onsets); pairs at the same expected time
+    (a chord's notes) are one point at their mean played time, so a chord
+    weighs as much as a single note and four chord notes cannot leave the slope
+    to one other point. With fewer than two distinct expected times the ratio
+    keeps its previous value (1.0 at first) and only the intercept follows the
+    player.
     """
 
-    __slots__ = ("_pairs", "a", "b", "_min", "_max")
+    __slots__ = ("_points", "a", "b", "_min", "_max")
 
     def __init__(self, window: int = 4, min_ratio: float = 0.5, max_ratio: float = 2.0) -> None:
-        self._pairs: deque[tuple[float, float]] = deque(maxlen=window)
+        # [expected ms, sum of played ms, count] per onset, oldest first
+        self._points: deque[list[float]] = deque(maxlen=window)
         self.a = 0.0
         self.b = 1.0
         self._min, self._max = min_ratio, max_ratio
@@ -133,18 +172,45 @@ class TempoTracker:
         """Inverse of :meth:`predict`."""
         return (played_ms - self.a) / self.b
 
+    @property
+    def latest_ms(self) -> float | None:
+        """Latest expected time (ms) in the fit, or ``None`` before the first pair."""
+        return max(p[0] for p in self._points) if self._points else None
+
     def update(self, expected_ms: float, played_ms: float) -> None:
         """Add one matched (expected, played) pair, ms, and refit."""
-        pairs = self._pairs
-        pairs.append((expected_ms, played_ms))
-        n = len(pairs)
-        mean_x = sum(x for x, _ in pairs) / n
-        mean_y = sum(y for _, y in pairs) / n
+        for point in self._points:
+            if abs(point[0] - expected_ms) < 0.5:  # same onset (a chord): ms
+                point[1] += played_ms
+                point[2] += 1
+                break
+        else:
+            self._points.append([expected_ms, played_ms, 1])
+        self._refit()
+
+    def forget(self, expected_ms: float, played_ms: float) -> None:
+        """Take back a pair given to :meth:`update` (no-op once it left the window)."""
+        for point in self._points:
+            if abs(point[0] - expected_ms) < 0.5:
+                if point[2] <= 1:
+                    self._points.remove(point)
+                else:
+                    point[1] -= played_ms
+                    point[2] -= 1
+                if self._points:
+                    self._refit()
+                return
+
+    def _refit(self) -> None:
+        points = self._points
+        n = len(points)
+        mean_x = sum(p[0] for p in points) / n
+        mean_y = sum(p[1] / p[2] for p in points) / n
         sxx = sxy = 0.0
-        for x, y in pairs:
+        for x, sum_y, count in points:
             dx = x - mean_x
             sxx += dx * dx
-            sxy += dx * (y - mean_y)
+            sxy += dx * (sum_y / count - mean_y)
         if sxx > 1.0:  # at least two distinct expected times (ms²)
             self.b = min(self._max, max(self._min, sxy / sxx))
         self.a = mean_y - self.b * mean_x
@@ -211,6 +277,8 @@ class Scorer:
         self.wrong_pitch = 0
         self.extra = 0
         self.note_offs = 0
+        # "matched" note-ons later taken back by a nearer note and rescored as wrong/extra
+        self.taken_back = 0
         self._deviations: list[float] = []
         self._judgements = dict.fromkeys(JUDGEMENTS, 0)
         # Welford accumulators: deviation mean/variance and the global tempo fit.
@@ -218,7 +286,9 @@ class Scorer:
         self._fit_n = 0
         self._fit_mx = self._fit_my = self._fit_sxx = self._fit_sxy = 0.0
         self.last_event_ms: float | None = None
-        self._last_matched_ms = 0.0  # expected time of the latest match (0 = start_at)
+        self._last_matched_ms = 0.0  # expected time of the latest fitted match (0 = start_at)
+        self._fitted = bytearray(n)  # 1 where the match is in the tempo fit
+        self._held: list[int] = []  # matches outside the gate, waiting for confirmation
         # Told (expected ms, played ms) of every match: a computer partner listens here.
         self.on_match: Callable[[float, float], None] | None = None
 
@@ -233,10 +303,25 @@ class Scorer:
         self.last_event_ms = t_ms
         self._transcription.add(t_ms / 1000.0, pitch)
         self._expire(t_ms)
-        i = self._nearest_same_pitch(pitch, t_ms)
+        i = self._nearest_same_pitch(pitch, t_ms, take_back=True)
         if i is not None:
-            self._match(i, t_ms)
+            displaced = self.played_ms[i]
+            if displaced is not None:  # nearer the prediction than the note that had it
+                self._unmatch(i)
+                self._match(i, t_ms)
+                self.taken_back += self._rescore(pitch, displaced) != "matched"
+            else:
+                self._match(i, t_ms)
             return "matched"
+        return self._rescore(pitch, t_ms, matching=False)
+
+    def _rescore(self, pitch: int, t_ms: float, *, matching: bool = True) -> str:
+        """Score a note-on without taking any expected note back (a displaced note)."""
+        if matching:
+            i = self._nearest_same_pitch(pitch, t_ms, take_back=False)
+            if i is not None:
+                self._match(i, t_ms)
+                return "matched"
         i = self._nearest_any_pitch(t_ms)
         if i is not None:
             self._wrong[i] = (pitch, t_ms)
@@ -261,7 +346,12 @@ class Scorer:
         window = self.settings.match_window_ms
         return window + self.settings.tempo_slack * gap if gap > 0 else window
 
-    def _nearest_same_pitch(self, pitch: int, t_ms: float) -> int | None:
+    def _nearest_same_pitch(self, pitch: int, t_ms: float, *, take_back: bool) -> int | None:
+        """The expected note of ``pitch`` nearest its prediction within its tolerance.
+
+        An unmatched one, or with ``take_back`` a matched one whose note-on was
+        more than ``outlier_ms`` further from the prediction than ``t_ms``.
+        """
         times = self._pitch_times.get(pitch)
         if times is None:
             return None
@@ -280,12 +370,18 @@ class Scorer:
         best, best_d = None, math.inf
         indices = self._pitch_index[pitch]
         status = self._status
+        margin = self.settings.outlier_ms
         for k in range(lo, hi):
             i = indices[k]
+            x = times[k]
+            d = abs(t_ms - tracker.predict(x))
+            if d >= best_d or d > self._tolerance(x):
+                continue
             if status[i] == _PENDING:
-                x = times[k]
-                d = abs(t_ms - tracker.predict(x))
-                if d <= self._tolerance(x) and d < best_d:
+                best, best_d = i, d
+            elif take_back:
+                held = self.played_ms[i]
+                if held is not None and abs(held - tracker.predict(x)) > d + margin:
                     best, best_d = i, d
         return best
 
@@ -337,10 +433,90 @@ class Scorer:
         self._fit_my += (t_ms - self._fit_my) / self._fit_n
         self._fit_sxx += dx * (expected - self._fit_mx)
         self._fit_sxy += dx * (t_ms - self._fit_my)
-        self._tracker.update(expected, t_ms)
-        self._last_matched_ms = max(self._last_matched_ms, expected)
+        self._gate(i, expected, t_ms)
+
+    def _gate(self, i: int, x: float, y: float) -> None:
+        """Fit match ``i`` (expected ``x``, played ``y``, ms) or hold it (module docstring)."""
+        s = self.settings
+        tracker = self._tracker
+        gap = x - self._last_matched_ms
+        bound = s.outlier_ms + (s.outlier_ratio * tracker.b * gap if gap > 0 else 0.0)
+        held = self._held
+        if abs(y - tracker.predict(x)) <= bound:
+            held.clear()  # not confirmed: they stay matched, out of the fit
+            self._fit(i, x, y)
+            return
+        confirmed = [h for h in held if self._consistent(h, x, y)]
+        if not confirmed:
+            held.append(i)
+            if len(held) > 3:
+                del held[0]
+            return
+        held.clear()
+        for h in sorted(confirmed, key=self.expected_ms.__getitem__):
+            played = self.played_ms[h]
+            assert played is not None  # held matches are matched
+            self._fit(h, self.expected_ms[h], played)
+        self._fit(i, x, y)
+
+    def _consistent(self, h: int, x: float, y: float) -> bool:
+        """Whether held match ``h`` and a new match at (``x``, ``y``) confirm each other.
+
+        They do when they are shifted alike from the fit (the player jumped) or
+        imply a tempo ratio between the bounds from one to the other.
+        """
+        played = self.played_ms[h]
+        if played is None:
+            return False
+        s = self.settings
+        dx = x - self.expected_ms[h]
+        dy = y - played
+        if abs(dy - self._tracker.b * dx) <= s.outlier_ms:
+            return True
+        return dx > 1.0 and s.min_tempo_ratio * dx <= dy <= s.max_tempo_ratio * dx
+
+    def _fit(self, i: int, x: float, y: float) -> None:
+        self._tracker.update(x, y)
+        self._fitted[i] = 1
+        self._last_matched_ms = max(self._last_matched_ms, x)
         if self.on_match is not None:
-            self.on_match(expected, t_ms)
+            self.on_match(x, y)
+
+    def _unmatch(self, i: int) -> None:
+        """Undo :meth:`_match` of expected note ``i`` (a later note takes it back)."""
+        t_ms = self.played_ms[i]
+        assert t_ms is not None
+        expected = self.expected_ms[i]
+        self._status[i] = _PENDING
+        self.played_ms[i] = None
+        if i < self._miss_cursor:  # past its window: missed again until re-matched
+            self._missed_live += 1
+        deviation = t_ms - expected
+        self._deviations.remove(deviation)
+        self._judgements[self.settings.judge(deviation)] -= 1
+        # Welford's updates run backwards (exact up to rounding).
+        n = self.notes_matched
+        self.notes_matched = n - 1
+        if n > 1:
+            mean = (n * self._dev_mean - deviation) / (n - 1)
+            self._dev_m2 = max(
+                0.0, self._dev_m2 - (deviation - mean) * (deviation - self._dev_mean)
+            )
+            self._dev_mean = mean
+            mx = (n * self._fit_mx - expected) / (n - 1)
+            my = (n * self._fit_my - t_ms) / (n - 1)
+            self._fit_sxx -= (expected - mx) * (expected - self._fit_mx)
+            self._fit_sxy -= (expected - mx) * (t_ms - self._fit_my)
+            self._fit_mx, self._fit_my = mx, my
+        else:
+            self._dev_mean = self._dev_m2 = 0.0
+            self._fit_mx = self._fit_my = self._fit_sxx = self._fit_sxy = 0.0
+        self._fit_n = n - 1
+        if self._fitted[i]:
+            self._tracker.forget(expected, t_ms)
+            self._fitted[i] = 0
+        if i in self._held:
+            self._held.remove(i)
 
     def _expire(self, now_ms: float) -> None:
         """Count expected notes whose match window has passed unmatched as missed (live)."""
