@@ -29,7 +29,11 @@ same pitch much nearer an expected note's predicted time than the note that
 matched it (by more than ``outlier_ms``) takes that expected note back; the
 displaced note is scored again at its own time (it may match another note,
 become a wrong pitch, or be extra), so an early spurious note never consumes
-a reference note the player then plays on time.
+a reference note the player then plays on time. Last, a player who pauses
+(holds a note longer than written, a fermata the file does not mark) and then
+plays a note of the next onset, later than its window, is matched there and
+the fit restarts from it, rather than the note being read as an early match
+of a later note of its pitch.
 
 Each played note-on ends as exactly one of
 
@@ -97,7 +101,9 @@ class ScoringSettings:
     ``outlier_ms + outlier_ratio * b * (expected - latest fitted expected)``
     (ms; ``b`` the fitted ratio), else only once confirmed (module docstring);
     ``outlier_ms`` is also the margin by which a later note must be nearer
-    an expected note's predicted time to take it back.
+    an expected note's predicted time to take it back. ``hold_ms``: after a
+    pause, how late a note of the next onset is still matched there (module
+    docstring).
     """
 
     perfect_ms: float = 25.0
@@ -112,6 +118,7 @@ class ScoringSettings:
     max_tempo_ratio: float = 2.0
     outlier_ms: float = 50.0
     outlier_ratio: float = 0.5
+    hold_ms: float = 4000.0
 
     def __post_init__(self) -> None:
         if not 0 < self.perfect_ms <= self.great_ms <= self.good_ms:
@@ -201,6 +208,10 @@ class TempoTracker:
                     self._refit()
                 return
 
+    def restart(self) -> None:
+        """Forget every pair but keep the ratio (a jump moves the position, not the tempo)."""
+        self._points.clear()
+
     def _refit(self) -> None:
         points = self._points
         n = len(points)
@@ -288,6 +299,8 @@ class Scorer:
         self.last_event_ms: float | None = None
         self._last_matched_ms = 0.0  # expected time of the latest fitted match (0 = start_at)
         self._fitted = bytearray(n)  # 1 where the match is in the tempo fit
+        self._next_from = 0  # first expected note after the latest fitted onset
+        self._last_on_ms: float | None = None  # the previous note-on
         self._held: list[int] = []  # matches outside the gate, waiting for confirmation
         # Told (expected ms, played ms) of every match: a computer partner listens here.
         self.on_match: Callable[[float, float], None] | None = None
@@ -303,7 +316,17 @@ class Scorer:
         self.last_event_ms = t_ms
         self._transcription.add(t_ms / 1000.0, pitch)
         self._expire(t_ms)
+        previous, self._last_on_ms = self._last_on_ms, t_ms
         i = self._nearest_same_pitch(pitch, t_ms, take_back=True)
+        if previous is not None and (
+            i is None
+            or abs(t_ms - self._tracker.predict(self.expected_ms[i]))
+            > self.settings.match_window_ms
+        ):
+            j = self._after_pause(pitch, t_ms, previous)
+            if j is not None:
+                self._match(j, t_ms, restart=True)
+                return "matched"
         if i is not None:
             displaced = self.played_ms[i]
             if displaced is not None:  # nearer the prediction than the note that had it
@@ -345,6 +368,38 @@ class Scorer:
         gap = expected_ms - self._last_matched_ms
         window = self.settings.match_window_ms
         return window + self.settings.tempo_slack * gap if gap > 0 else window
+
+    def _after_pause(self, pitch: int, t_ms: float, previous_ms: float) -> int | None:
+        """After a pause, an unmatched note of ``pitch`` at the next onset to play.
+
+        The player held a note or paused (a fermata the file does not mark):
+        nothing was played from before the next onset was due (``previous_ms``,
+        the previous note-on) until ``t_ms``, more than ``match_window_ms`` and at
+        most ``hold_ms`` past its predicted time. Read as an early match of a
+        later note of its pitch, the pause would take the tracker away from the
+        player; the match restarts the fit instead (a pause moves the position,
+        not the tempo).
+        """
+        times = self.expected_ms
+        status = self._status
+        n = len(times)
+        k = self._next_from
+        stop = min(n, k + 16)  # a short scan: held matches may lie ahead
+        while k < stop and status[k] != _PENDING:
+            k += 1
+        if k >= stop:
+            return None
+        due = self._tracker.predict(times[k])
+        late = t_ms - due
+        if previous_ms > due or not self.settings.match_window_ms < late <= self.settings.hold_ms:
+            return None
+        onset = times[k] + 0.5
+        pitches = self.pitches
+        while k < n and times[k] < onset:
+            if pitches[k] == pitch and status[k] == _PENDING:
+                return k
+            k += 1
+        return None
 
     def _nearest_same_pitch(self, pitch: int, t_ms: float, *, take_back: bool) -> int | None:
         """The expected note of ``pitch`` nearest its prediction within its tolerance.
@@ -403,7 +458,7 @@ class Scorer:
                     best, best_d = i, d
         return best
 
-    def _match(self, i: int, t_ms: float) -> None:
+    def _match(self, i: int, t_ms: float, *, restart: bool = False) -> None:
         self._status[i] = _MATCHED
         if i < self._miss_cursor:  # counted live as missed when its window had passed
             self._missed_live -= 1
@@ -433,12 +488,18 @@ class Scorer:
         self._fit_my += (t_ms - self._fit_my) / self._fit_n
         self._fit_sxx += dx * (expected - self._fit_mx)
         self._fit_sxy += dx * (t_ms - self._fit_my)
-        self._gate(i, expected, t_ms)
+        self._gate(i, expected, t_ms, restart)
 
-    def _gate(self, i: int, x: float, y: float) -> None:
-        """Fit match ``i`` (expected ``x``, played ``y``, ms) or hold it (module docstring)."""
+    def _gate(self, i: int, x: float, y: float, restart: bool = False) -> None:
+        """Fit match ``i`` (expected ``x``, played ``y``, ms) or hold it (module docstring);
+        ``restart``: after a pause, the fit restarts from it."""
         s = self.settings
         tracker = self._tracker
+        if restart:
+            tracker.restart()
+            self._held.clear()
+            self._fit(i, x, y)
+            return
         gap = x - self._last_matched_ms
         bound = s.outlier_ms + (s.outlier_ratio * tracker.b * gap if gap > 0 else 0.0)
         held = self._held
@@ -478,7 +539,9 @@ class Scorer:
     def _fit(self, i: int, x: float, y: float) -> None:
         self._tracker.update(x, y)
         self._fitted[i] = 1
-        self._last_matched_ms = max(self._last_matched_ms, x)
+        if x >= self._last_matched_ms:
+            self._last_matched_ms = x
+            self._next_from = bisect.bisect_right(self.expected_ms, x + 0.5, self._next_from)
         if self.on_match is not None:
             self.on_match(x, y)
 
