@@ -18,7 +18,8 @@ otherwise read as a sudden tempo change and take the tracker away from the
 player). A match enters the fit only through a validation gate: its residual
 from the prediction may be at most ``outlier_ms`` plus ``outlier_ratio`` of
 the score time since the latest fitted onset (a 50 % tempo jump over that
-interval). A match outside the gate stays matched but is held out of the fit
+interval; from the third fitted onset on, the ratio being only a prior
+before). A match outside the gate stays matched but is held out of the fit
 (and from ``on_match``) until the next match outside the gate confirms it,
 i.e. the two imply a plausible tempo or the same shift (a real jump or a
 player far off the room tempo from the start); a match inside the gate
@@ -116,7 +117,7 @@ class ScoringSettings:
     tempo_slack: float = 0.3
     min_tempo_ratio: float = 0.5
     max_tempo_ratio: float = 2.0
-    outlier_ms: float = 50.0
+    outlier_ms: float = 40.0
     outlier_ratio: float = 0.5
     hold_ms: float = 4000.0
 
@@ -179,10 +180,9 @@ class TempoTracker:
         """Inverse of :meth:`predict`."""
         return (played_ms - self.a) / self.b
 
-    @property
-    def latest_ms(self) -> float | None:
-        """Latest expected time (ms) in the fit, or ``None`` before the first pair."""
-        return max(p[0] for p in self._points) if self._points else None
+    def __len__(self) -> int:
+        """Distinct expected times (onsets) in the fit."""
+        return len(self._points)
 
     def update(self, expected_ms: float, played_ms: float) -> None:
         """Add one matched (expected, played) pair, ms, and refit."""
@@ -318,10 +318,10 @@ class Scorer:
         self._expire(t_ms)
         previous, self._last_on_ms = self._last_on_ms, t_ms
         i = self._nearest_same_pitch(pitch, t_ms, take_back=True)
+        # Only when the note would be no match or an early match of a later note.
         if previous is not None and (
             i is None
-            or abs(t_ms - self._tracker.predict(self.expected_ms[i]))
-            > self.settings.match_window_ms
+            or t_ms - self._tracker.predict(self.expected_ms[i]) < -self.settings.match_window_ms
         ):
             j = self._after_pause(pitch, t_ms, previous)
             if j is not None:
@@ -495,15 +495,16 @@ class Scorer:
         ``restart``: after a pause, the fit restarts from it."""
         s = self.settings
         tracker = self._tracker
-        if restart:
+        held = self._held
+        if restart and not any(self._consistent(h, x, y) for h in held):
             tracker.restart()
-            self._held.clear()
+            held.clear()
             self._fit(i, x, y)
             return
         gap = x - self._last_matched_ms
         bound = s.outlier_ms + (s.outlier_ratio * tracker.b * gap if gap > 0 else 0.0)
-        held = self._held
-        if abs(y - tracker.predict(x)) <= bound:
+        # Before two onsets are fitted the ratio is only the prior: nothing to gate on.
+        if not restart and (len(tracker) < 2 or abs(y - tracker.predict(x)) <= bound):
             held.clear()  # not confirmed: they stay matched, out of the fit
             self._fit(i, x, y)
             return
@@ -514,6 +515,8 @@ class Scorer:
                 del held[0]
             return
         held.clear()
+        if all(self._shifted(h, x, y) for h in confirmed):
+            tracker.restart()  # a jump moves the position, not the tempo
         for h in sorted(confirmed, key=self.expected_ms.__getitem__):
             played = self.played_ms[h]
             assert played is not None  # held matches are matched
@@ -529,12 +532,21 @@ class Scorer:
         played = self.played_ms[h]
         if played is None:
             return False
+        if self._shifted(h, x, y):
+            return True
         s = self.settings
         dx = x - self.expected_ms[h]
         dy = y - played
-        if abs(dy - self._tracker.b * dx) <= s.outlier_ms:
-            return True
-        return dx > 1.0 and s.min_tempo_ratio * dx <= dy <= s.max_tempo_ratio * dx
+        slack = s.outlier_ms
+        return dx > 1.0 and s.min_tempo_ratio * dx - slack <= dy <= s.max_tempo_ratio * dx + slack
+
+    def _shifted(self, h: int, x: float, y: float) -> bool:
+        """Whether held match ``h`` and (``x``, ``y``) lie on one line of the fitted ratio."""
+        played = self.played_ms[h]
+        if played is None:
+            return False
+        dy = y - played
+        return abs(dy - self._tracker.b * (x - self.expected_ms[h])) <= self.settings.outlier_ms
 
     def _fit(self, i: int, x: float, y: float) -> None:
         self._tracker.update(x, y)
