@@ -117,7 +117,7 @@ class ScoringSettings:
     tempo_slack: float = 0.3
     min_tempo_ratio: float = 0.5
     max_tempo_ratio: float = 2.0
-    outlier_ms: float = 40.0
+    outlier_ms: float = 50.0
     outlier_ratio: float = 0.5
     hold_ms: float = 4000.0
 
@@ -318,6 +318,14 @@ class Scorer:
         self._expire(t_ms)
         previous, self._last_on_ms = self._last_on_ms, t_ms
         i = self._nearest_same_pitch(pitch, t_ms, take_back=True)
+        if self._held and (
+            i is None
+            or abs(t_ms - self._tracker.predict(self.expected_ms[i]))
+            > self.settings.match_window_ms
+        ):
+            j = self._as_held_predicts(pitch, t_ms)
+            if j is not None:
+                i = j
         # Only when the note would be no match or an early match of a later note.
         if previous is not None and (
             i is None
@@ -368,6 +376,31 @@ class Scorer:
         gap = expected_ms - self._last_matched_ms
         window = self.settings.match_window_ms
         return window + self.settings.tempo_slack * gap if gap > 0 else window
+
+    def _as_held_predicts(self, pitch: int, t_ms: float) -> int | None:
+        """The unmatched note of ``pitch`` nearest where the latest held match puts the
+        player (its played time, at the fitted ratio), within ``match_window_ms``.
+
+        A player who jumped is held out of the fit until a second note confirms
+        the jump; that note is looked for where the jump put the player.
+        """
+        h = self._held[-1]
+        played = self.played_ms[h]
+        times = self._pitch_times.get(pitch)
+        if played is None or times is None:
+            return None
+        b = self._tracker.b
+        x = self.expected_ms[h] + (t_ms - played) / b
+        reach = self.settings.match_window_ms / b
+        lo = bisect.bisect_left(times, x - reach)
+        hi = bisect.bisect_right(times, x + reach, lo)
+        indices = self._pitch_index[pitch]
+        best, best_d = None, math.inf
+        for k in range(lo, hi):
+            i = indices[k]
+            if self._status[i] == _PENDING and abs(times[k] - x) < best_d:
+                best, best_d = i, abs(times[k] - x)
+        return best
 
     def _after_pause(self, pitch: int, t_ms: float, previous_ms: float) -> int | None:
         """After a pause, an unmatched note of ``pitch`` at the next onset to play.

