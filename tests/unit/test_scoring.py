@@ -786,14 +786,15 @@ def test_many_ghost_notes_in_the_rag(seed) -> None:
         (index, rng.choice([12, -12, 1, -1, 2]))
         for index in sorted(rng.sample(range(5, len(notes) - 5), 12))
     ]
-    result = score_note_ons(
-        notes,
-        play_with_ghosts(notes, ghosts, seed=seed),
-        tempo_bpm=piece("joplin/maple_leaf_rag").bpm,
-    )
+    note_ons = play_with_ghosts(notes, ghosts, seed=seed)
+    ghost_times = {
+        t for t, _ in Counter(note_ons) - Counter(play_with_ghosts(notes, [], seed=seed))
+    }
+    assert len(ghost_times) == len(ghosts)
+    result = score_note_ons(notes, note_ons, tempo_bpm=piece("joplin/maple_leaf_rag").bpm)
     assert result["accuracy"] >= 0.95
-    assert result["extra"] + result["wrong_pitch"] == len(ghosts)
-    assert result["notes_played"] == len(notes) + len(ghosts)
+    # No ghost fills an expected note: each is extra or a wrong pitch.
+    assert not ghost_times & {n["played_ms"] for n in result["notes"]}
 
 
 @pytest.mark.parametrize("plan", ["slower_bars", "ritardando"])
