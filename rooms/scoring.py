@@ -299,6 +299,7 @@ class Scorer:
         self.last_event_ms: float | None = None
         self._last_matched_ms = 0.0  # expected time of the latest fitted match (0 = start_at)
         self._fitted = bytearray(n)  # 1 where the match is in the tempo fit
+        self._fit_log: deque[int] = deque(maxlen=64)  # recently fitted, for _restart
         self._next_from = 0  # first expected note after the latest fitted onset
         self._last_on_ms: float | None = None  # the previous note-on
         self._held: list[int] = []  # matches outside the gate, waiting for confirmation
@@ -530,7 +531,7 @@ class Scorer:
         tracker = self._tracker
         held = self._held
         if restart and not any(self._consistent(h, x, y) for h in held):
-            tracker.restart()
+            self._restart()
             held.clear()
             self._fit(i, x, y)
             return
@@ -549,7 +550,7 @@ class Scorer:
             return
         held.clear()
         if all(self._shifted(h, x, y) for h in confirmed):
-            tracker.restart()  # a jump moves the position, not the tempo
+            self._restart()  # a jump moves the position, not the tempo
         for h in sorted(confirmed, key=self.expected_ms.__getitem__):
             played = self.played_ms[h]
             assert played is not None  # held matches are matched
@@ -581,9 +582,16 @@ class Scorer:
         dy = y - played
         return abs(dy - self._tracker.b * (x - self.expected_ms[h])) <= self.settings.outlier_ms
 
+    def _restart(self) -> None:
+        self._tracker.restart()
+        for i in self._fit_log:  # no longer in the fit: _unmatch must not forget them
+            self._fitted[i] = 0
+        self._fit_log.clear()
+
     def _fit(self, i: int, x: float, y: float) -> None:
         self._tracker.update(x, y)
         self._fitted[i] = 1
+        self._fit_log.append(i)
         if x >= self._last_matched_ms:
             self._last_matched_ms = x
             self._next_from = bisect.bisect_right(self.expected_ms, x + 0.5, self._next_from)
