@@ -13,28 +13,30 @@ or slows down for a passage keeps being matched; before the first match it
 predicts the room's grid.
 
 One spurious note must not move the fit (an octave error of an audio
-transcription, a slip matched early to the next note of its pitch would
+transcription, or a slip, matched early to the next note of its pitch would
 otherwise read as a sudden tempo change and take the tracker away from the
-player). A match enters the fit only through a validation gate: its residual
-from the prediction may be at most ``outlier_ms`` plus ``outlier_ratio`` of
-the score time since the latest fitted onset (a 50 % tempo jump over that
-interval; from the third fitted onset on, the ratio being only a prior
-before). A match outside the gate stays matched but is held out of the fit
-(and from ``on_match``) until the next match outside the gate confirms it,
-i.e. the two imply a plausible tempo or the same shift (a real jump or a
-player far off the room tempo from the start); a match inside the gate
-leaves it held out for good. This is the gating and M-of-N confirmation of
-target tracking (Bar-Shalom & Fortmann, *Tracking and Data Association*,
-Academic Press 1988, ch. 3 and 8) with M = N = 2. And a later note of the
-same pitch much nearer an expected note's predicted time than the note that
-matched it (by more than ``outlier_ms``) takes that expected note back; the
-displaced note is scored again at its own time (it may match another note,
-become a wrong pitch, or be extra), so an early spurious note never consumes
-a reference note the player then plays on time. Last, a player who pauses
-(holds a note longer than written, a fermata the file does not mark) and then
-plays a note of the next onset, later than its window, is matched there and
-the fit restarts from it, rather than the note being read as an early match
-of a later note of its pitch.
+player). Once two onsets are fitted (before, the ratio is only a prior), a
+match enters the fit only through a validation gate: its residual from the
+prediction may be at most ``outlier_ms`` plus ``outlier_ratio`` × ``b`` × the
+score time since the latest fitted onset (ms; 0.5 = a 50 % tempo jump over
+that interval). A match outside the gate stays matched but is held out of the
+fit (and from ``on_match``); the next match outside the gate confirms it when
+the two are shifted alike from the fit (a jump: the fit restarts from them,
+keeping the ratio) or imply a ratio within the bounds (a tempo change); the
+next match inside the gate leaves it out for good. While a match is held, a
+note with no good candidate under the fit is looked for where the held match
+puts the player. This is measurement gating with 2-of-2 track confirmation
+from target tracking (Y. Bar-Shalom and T. E. Fortmann, *Tracking and Data
+Association*, Academic Press 1988). A later note of the same pitch more than
+``outlier_ms`` nearer an expected note's predicted time than the note that
+matched it takes that expected note back; the displaced note is scored again
+at its own time (another match, a wrong pitch or extra), so an early spurious
+note never consumes a reference note the player then plays on time
+(:attr:`Scorer.taken_back` counts those that end unmatched). Last, a player
+who pauses (holds a note longer than written: a fermata the file does not
+mark) and then plays a note of the next onset, later than its window and
+which would otherwise be no match or an early match of a later note of its
+pitch, is matched at that onset and the fit restarts from it.
 
 Each played note-on ends as exactly one of
 
@@ -239,7 +241,10 @@ class Scorer:
     Feed :meth:`note_on` / :meth:`note_off` with times in ms relative to the
     room's ``start_at``, in arrival order; read :meth:`result`.
     ``on_match(expected_ms, played_ms)``, when set, is called at every match
-    (how a computer partner listens, :mod:`rooms.following`).
+    (how a computer partner listens, :mod:`rooms.following`; a match held out
+    of the tempo fit is told once confirmed, or never). ``taken_back``: how
+    many ``"matched"`` note-ons were later displaced by a nearer note of their
+    pitch and ended wrong pitch or extra.
     """
 
     def __init__(
