@@ -7,9 +7,38 @@ to the room's ``start_at`` (beat 1 of the piece) on the server clock.
 Matching (ours; the README's "How it is scored"): every played note-on is compared
 with the expected notes near the time a causal tempo tracker predicts for
 them. The tracker fits ``played = a + b * expected`` by least squares over the
-last ``tempo_window`` matched notes (a local linear time warp), so a player
-who drifts or slows down for a passage keeps being matched; before the first
-match it predicts the room's grid. Each played note-on ends as exactly one of
+last ``tempo_window`` matched onsets (a local linear time warp; the notes of a
+chord count as one onset at their mean played time), so a player who drifts
+or slows down for a passage keeps being matched; before the first match it
+predicts the room's grid.
+
+One spurious note must not move the fit (an octave error of an audio
+transcription, or a slip, matched early to the next note of its pitch would
+otherwise read as a sudden tempo change and take the tracker away from the
+player). Once two onsets are fitted (before, the ratio is only a prior), a
+match enters the fit only through a validation gate: its residual from the
+prediction may be at most ``outlier_ms`` plus ``outlier_ratio`` × ``b`` × the
+score time since the latest fitted onset (ms; 0.5 = a 50 % tempo jump over
+that interval). A match outside the gate stays matched but is held out of the
+fit (and from ``on_match``); the next match outside the gate confirms it when
+the two are shifted alike from the fit (a jump: the fit restarts from them,
+keeping the ratio) or imply a ratio within the bounds (a tempo change); the
+next match inside the gate leaves it out for good. While a match is held, a
+note with no good candidate under the fit is looked for where the held match
+puts the player. This is measurement gating with 2-of-2 track confirmation
+from target tracking (Y. Bar-Shalom and T. E. Fortmann, *Tracking and Data
+Association*, Academic Press 1988). A later note of the same pitch more than
+``outlier_ms`` nearer an expected note's predicted time than the note that
+matched it takes that expected note back; the displaced note is scored again
+at its own time (another match, a wrong pitch or extra), so an early spurious
+note never consumes a reference note the player then plays on time
+(:attr:`Scorer.taken_back` counts those that end unmatched). Last, a player
+who pauses (holds a note longer than written: a fermata the file does not
+mark) and then plays a note of the next onset, later than its window and
+which would otherwise be no match or an early match of a later note of its
+pitch, is matched at that onset and the fit restarts from it.
+
+Each played note-on ends as exactly one of
 
 * ``matched``: an unmatched expected note of the same pitch within
   ``match_window_ms`` of its predicted time, widened by ``tempo_slack`` ms per
@@ -22,7 +51,9 @@ match it predicts the room's grid. Each played note-on ends as exactly one of
   becomes extra when there is none);
 * ``extra``: neither.
 
-Each expected note ends ``matched`` at most once, or ``missed``. So
+(A note's outcome can change later, by the two take-back rules; ``note_on``
+returns its outcome at the time.) Each expected note ends ``matched`` at most
+once, or ``missed``. So
 ``notes_expected = notes_matched + missed`` and
 ``notes_played = notes_matched + wrong_pitch + extra``.
 
@@ -69,6 +100,14 @@ class ScoringSettings:
     chorale are played 30 % slower (``tests/unit/test_scoring.py``).
     ``min_tempo_ratio``/``max_tempo_ratio``: bounds of the fitted
     played/expected time ratio (2.0 = half the room tempo).
+    ``outlier_ms``/``outlier_ratio``: the tempo fit's validation gate, a
+    match enters the fit at once when ``|played - predicted|`` is at most
+    ``outlier_ms + outlier_ratio * b * (expected - latest fitted expected)``
+    (ms; ``b`` the fitted ratio), else only once confirmed (module docstring);
+    ``outlier_ms`` is also the margin by which a later note must be nearer
+    an expected note's predicted time to take it back. ``hold_ms``: after a
+    pause, how late a note of the next onset is still matched there (module
+    docstring).
     """
 
     perfect_ms: float = 25.0
@@ -81,6 +120,9 @@ class ScoringSettings:
     tempo_slack: float = 0.3
     min_tempo_ratio: float = 0.5
     max_tempo_ratio: float = 2.0
+    outlier_ms: float = 50.0
+    outlier_ratio: float = 0.5
+    hold_ms: float = 4000.0
 
     def __post_init__(self) -> None:
         if not 0 < self.perfect_ms <= self.great_ms <= self.good_ms:
@@ -94,6 +136,8 @@ class ScoringSettings:
             raise ValueError(
                 f"tempo_slack must be >= 0 and below min_tempo_ratio, got {self.tempo_slack}"
             )
+        if self.outlier_ms <= 0 or self.outlier_ratio < 0:
+            raise ValueError("outlier_ms must be > 0 and outlier_ratio >= 0")
         if self.tempo_window < 2:
             raise ValueError(f"tempo_window must be at least 2 notes, got {self.tempo_window}")
 
@@ -110,18 +154,23 @@ class ScoringSettings:
 
 
 class TempoTracker:
-    """Causal local linear fit ``played_ms = a + b * expected_ms`` over recent matches.
+    """Causal local linear fit ``played_ms = a + b * expected_ms`` over recent onsets.
 
     ``b`` is the played/expected time ratio (1.1 = 10% slower than the room
-    tempo), clamped to ``[min_ratio, max_ratio]``. With fewer than two distinct
-    expected times the ratio keeps its previous value (1.0 at first) and only
-    the intercept follows the player.
+    tempo), clamped to ``[min_ratio, max_ratio]``. The fit runs over the last
+    ``window`` distinct expected times (onsets); pairs at the same expected time
+    (a chord's notes) are one point at their mean played time, so a chord
+    weighs as much as a single note and four chord notes cannot leave the slope
+    to one other point. With fewer than two distinct expected times the ratio
+    keeps its previous value (1.0 at first) and only the intercept follows the
+    player.
     """
 
-    __slots__ = ("_pairs", "a", "b", "_min", "_max")
+    __slots__ = ("_points", "a", "b", "_min", "_max")
 
     def __init__(self, window: int = 4, min_ratio: float = 0.5, max_ratio: float = 2.0) -> None:
-        self._pairs: deque[tuple[float, float]] = deque(maxlen=window)
+        # [expected ms, sum of played ms, count] per onset, oldest first
+        self._points: deque[list[float]] = deque(maxlen=window)
         self.a = 0.0
         self.b = 1.0
         self._min, self._max = min_ratio, max_ratio
@@ -134,18 +183,48 @@ class TempoTracker:
         """Inverse of :meth:`predict`."""
         return (played_ms - self.a) / self.b
 
+    def __len__(self) -> int:
+        """Distinct expected times (onsets) in the fit."""
+        return len(self._points)
+
     def update(self, expected_ms: float, played_ms: float) -> None:
         """Add one matched (expected, played) pair, ms, and refit."""
-        pairs = self._pairs
-        pairs.append((expected_ms, played_ms))
-        n = len(pairs)
-        mean_x = sum(x for x, _ in pairs) / n
-        mean_y = sum(y for _, y in pairs) / n
+        for point in self._points:
+            if abs(point[0] - expected_ms) < 0.5:  # same onset (a chord): ms
+                point[1] += played_ms
+                point[2] += 1
+                break
+        else:
+            self._points.append([expected_ms, played_ms, 1])
+        self._refit()
+
+    def forget(self, expected_ms: float, played_ms: float) -> None:
+        """Take back a pair given to :meth:`update` (no-op once it left the window)."""
+        for point in self._points:
+            if abs(point[0] - expected_ms) < 0.5:
+                if point[2] <= 1:
+                    self._points.remove(point)
+                else:
+                    point[1] -= played_ms
+                    point[2] -= 1
+                if self._points:
+                    self._refit()
+                return
+
+    def restart(self) -> None:
+        """Forget every pair but keep the ratio (a jump moves the position, not the tempo)."""
+        self._points.clear()
+
+    def _refit(self) -> None:
+        points = self._points
+        n = len(points)
+        mean_x = sum(p[0] for p in points) / n
+        mean_y = sum(p[1] / p[2] for p in points) / n
         sxx = sxy = 0.0
-        for x, y in pairs:
+        for x, sum_y, count in points:
             dx = x - mean_x
             sxx += dx * dx
-            sxy += dx * (y - mean_y)
+            sxy += dx * (sum_y / count - mean_y)
         if sxx > 1.0:  # at least two distinct expected times (ms²)
             self.b = min(self._max, max(self._min, sxy / sxx))
         self.a = mean_y - self.b * mean_x
@@ -163,7 +242,10 @@ class Scorer:
     Feed :meth:`note_on` / :meth:`note_off` with times in ms relative to the
     room's ``start_at``, in arrival order; read :meth:`result`.
     ``on_match(expected_ms, played_ms)``, when set, is called at every match
-    (how a computer partner listens, :mod:`rooms.following`).
+    (how a computer partner listens, :mod:`rooms.following`; a match held out
+    of the tempo fit is told once confirmed, or never). ``taken_back``: how
+    many ``"matched"`` note-ons were later displaced by a nearer note of their
+    pitch and ended wrong pitch or extra.
     """
 
     def __init__(
@@ -212,6 +294,8 @@ class Scorer:
         self.wrong_pitch = 0
         self.extra = 0
         self.note_offs = 0
+        # "matched" note-ons later taken back by a nearer note and rescored as wrong/extra
+        self.taken_back = 0
         self._deviations: list[float] = []
         self._judgements = dict.fromkeys(JUDGEMENTS, 0)
         # Welford accumulators: deviation mean/variance and the global tempo fit.
@@ -219,7 +303,12 @@ class Scorer:
         self._fit_n = 0
         self._fit_mx = self._fit_my = self._fit_sxx = self._fit_sxy = 0.0
         self.last_event_ms: float | None = None
-        self._last_matched_ms = 0.0  # expected time of the latest match (0 = start_at)
+        self._last_matched_ms = 0.0  # expected time of the latest fitted match (0 = start_at)
+        self._fitted = bytearray(n)  # 1 where the match is in the tempo fit
+        self._fit_log: deque[int] = deque(maxlen=64)  # recently fitted, for _restart
+        self._next_from = 0  # first expected note after the latest fitted onset
+        self._last_on_ms: float | None = None  # the previous note-on
+        self._held: list[int] = []  # matches outside the gate, waiting for confirmation
         # (expected index, judgement | "wrong_pitch") since the last take_marks(): what a
         # score:update tells the page to colour in the score (the oldest dropped past the cap).
         self._marks: deque[tuple[int, str]] = deque(maxlen=MAX_MARKS)
@@ -237,10 +326,43 @@ class Scorer:
         self.last_event_ms = t_ms
         self._transcription.add(t_ms / 1000.0, pitch)
         self._expire(t_ms)
-        i = self._nearest_same_pitch(pitch, t_ms)
+        previous, self._last_on_ms = self._last_on_ms, t_ms
+        i = self._nearest_same_pitch(pitch, t_ms, take_back=True)
+        if self._held and (
+            i is None
+            or abs(t_ms - self._tracker.predict(self.expected_ms[i]))
+            > self.settings.match_window_ms
+        ):
+            j = self._as_held_predicts(pitch, t_ms)
+            if j is not None:
+                i = j
+        # Only when the note would be no match or an early match of a later note.
+        if previous is not None and (
+            i is None
+            or t_ms - self._tracker.predict(self.expected_ms[i]) < -self.settings.match_window_ms
+        ):
+            j = self._after_pause(pitch, t_ms, previous)
+            if j is not None:
+                self._match(j, t_ms, restart=True)
+                return "matched"
         if i is not None:
-            self._match(i, t_ms)
+            displaced = self.played_ms[i]
+            if displaced is not None:  # nearer the prediction than the note that had it
+                self._unmatch(i)
+                self._match(i, t_ms)
+                self.taken_back += self._rescore(pitch, displaced) != "matched"
+            else:
+                self._match(i, t_ms)
             return "matched"
+        return self._rescore(pitch, t_ms, matching=False)
+
+    def _rescore(self, pitch: int, t_ms: float, *, matching: bool = True) -> str:
+        """Score a note-on without taking any expected note back (a displaced note)."""
+        if matching:
+            i = self._nearest_same_pitch(pitch, t_ms, take_back=False)
+            if i is not None:
+                self._match(i, t_ms)
+                return "matched"
         i = self._nearest_any_pitch(t_ms)
         if i is not None:
             self._wrong[i] = (pitch, t_ms)
@@ -266,7 +388,69 @@ class Scorer:
         window = self.settings.match_window_ms
         return window + self.settings.tempo_slack * gap if gap > 0 else window
 
-    def _nearest_same_pitch(self, pitch: int, t_ms: float) -> int | None:
+    def _as_held_predicts(self, pitch: int, t_ms: float) -> int | None:
+        """The unmatched note of ``pitch`` nearest where the latest held match puts the
+        player (its played time, at the fitted ratio), within ``match_window_ms``.
+
+        A player who jumped is held out of the fit until a second note confirms
+        the jump; that note is looked for where the jump put the player.
+        """
+        h = self._held[-1]
+        played = self.played_ms[h]
+        times = self._pitch_times.get(pitch)
+        if played is None or times is None:
+            return None
+        b = self._tracker.b
+        x = self.expected_ms[h] + (t_ms - played) / b
+        reach = self.settings.match_window_ms / b
+        lo = bisect.bisect_left(times, x - reach)
+        hi = bisect.bisect_right(times, x + reach, lo)
+        indices = self._pitch_index[pitch]
+        best, best_d = None, math.inf
+        for k in range(lo, hi):
+            i = indices[k]
+            if self._status[i] == _PENDING and abs(times[k] - x) < best_d:
+                best, best_d = i, abs(times[k] - x)
+        return best
+
+    def _after_pause(self, pitch: int, t_ms: float, previous_ms: float) -> int | None:
+        """After a pause, an unmatched note of ``pitch`` at the next onset to play.
+
+        The player held a note or paused (a fermata the file does not mark):
+        nothing was played from before the next onset was due (``previous_ms``,
+        the previous note-on) until ``t_ms``, more than ``match_window_ms`` and at
+        most ``hold_ms`` past its predicted time. Read as an early match of a
+        later note of its pitch, the pause would take the tracker away from the
+        player; the match restarts the fit instead (a pause moves the position,
+        not the tempo).
+        """
+        times = self.expected_ms
+        status = self._status
+        n = len(times)
+        k = self._next_from
+        stop = min(n, k + 16)  # a short scan: held matches may lie ahead
+        while k < stop and status[k] != _PENDING:
+            k += 1
+        if k >= stop:
+            return None
+        due = self._tracker.predict(times[k])
+        late = t_ms - due
+        if previous_ms > due or not self.settings.match_window_ms < late <= self.settings.hold_ms:
+            return None
+        onset = times[k] + 0.5
+        pitches = self.pitches
+        while k < n and times[k] < onset:
+            if pitches[k] == pitch and status[k] == _PENDING:
+                return k
+            k += 1
+        return None
+
+    def _nearest_same_pitch(self, pitch: int, t_ms: float, *, take_back: bool) -> int | None:
+        """The expected note of ``pitch`` nearest its prediction within its tolerance.
+
+        An unmatched one, or with ``take_back`` a matched one whose note-on was
+        more than ``outlier_ms`` further from the prediction than ``t_ms``.
+        """
         times = self._pitch_times.get(pitch)
         if times is None:
             return None
@@ -285,12 +469,18 @@ class Scorer:
         best, best_d = None, math.inf
         indices = self._pitch_index[pitch]
         status = self._status
+        margin = self.settings.outlier_ms
         for k in range(lo, hi):
             i = indices[k]
+            x = times[k]
+            d = abs(t_ms - tracker.predict(x))
+            if d >= best_d or d > self._tolerance(x):
+                continue
             if status[i] == _PENDING:
-                x = times[k]
-                d = abs(t_ms - tracker.predict(x))
-                if d <= self._tolerance(x) and d < best_d:
+                best, best_d = i, d
+            elif take_back:
+                held = self.played_ms[i]
+                if held is not None and abs(held - tracker.predict(x)) > d + margin:
                     best, best_d = i, d
         return best
 
@@ -312,7 +502,7 @@ class Scorer:
                     best, best_d = i, d
         return best
 
-    def _match(self, i: int, t_ms: float) -> None:
+    def _match(self, i: int, t_ms: float, *, restart: bool = False) -> None:
         self._status[i] = _MATCHED
         if i < self._miss_cursor:  # counted live as missed when its window had passed
             self._missed_live -= 1
@@ -345,10 +535,117 @@ class Scorer:
         self._fit_my += (t_ms - self._fit_my) / self._fit_n
         self._fit_sxx += dx * (expected - self._fit_mx)
         self._fit_sxy += dx * (t_ms - self._fit_my)
-        self._tracker.update(expected, t_ms)
-        self._last_matched_ms = max(self._last_matched_ms, expected)
+        self._gate(i, expected, t_ms, restart)
+
+    def _gate(self, i: int, x: float, y: float, restart: bool = False) -> None:
+        """Fit match ``i`` (expected ``x``, played ``y``, ms) or hold it (module docstring);
+        ``restart``: after a pause, the fit restarts from it."""
+        s = self.settings
+        tracker = self._tracker
+        held = self._held
+        if restart and not any(self._consistent(h, x, y) for h in held):
+            self._restart()
+            held.clear()
+            self._fit(i, x, y)
+            return
+        gap = x - self._last_matched_ms
+        bound = s.outlier_ms + (s.outlier_ratio * tracker.b * gap if gap > 0 else 0.0)
+        # Before two onsets are fitted the ratio is only the prior: nothing to gate on.
+        if not restart and (len(tracker) < 2 or abs(y - tracker.predict(x)) <= bound):
+            held.clear()  # not confirmed: they stay matched, out of the fit
+            self._fit(i, x, y)
+            return
+        confirmed = [h for h in held if self._consistent(h, x, y)]
+        if not confirmed:
+            held.append(i)
+            if len(held) > 3:
+                del held[0]
+            return
+        held.clear()
+        if all(self._shifted(h, x, y) for h in confirmed):
+            self._restart()  # a jump moves the position, not the tempo
+        for h in sorted(confirmed, key=self.expected_ms.__getitem__):
+            played = self.played_ms[h]
+            assert played is not None  # held matches are matched
+            self._fit(h, self.expected_ms[h], played)
+        self._fit(i, x, y)
+
+    def _consistent(self, h: int, x: float, y: float) -> bool:
+        """Whether held match ``h`` and a new match at (``x``, ``y``) confirm each other.
+
+        They do when they are shifted alike from the fit (the player jumped) or
+        imply a tempo ratio between the bounds from one to the other.
+        """
+        played = self.played_ms[h]
+        if played is None:
+            return False
+        if self._shifted(h, x, y):
+            return True
+        s = self.settings
+        dx = x - self.expected_ms[h]
+        dy = y - played
+        slack = s.outlier_ms
+        return dx > 1.0 and s.min_tempo_ratio * dx - slack <= dy <= s.max_tempo_ratio * dx + slack
+
+    def _shifted(self, h: int, x: float, y: float) -> bool:
+        """Whether held match ``h`` and (``x``, ``y``) lie on one line of the fitted ratio."""
+        played = self.played_ms[h]
+        if played is None:
+            return False
+        dy = y - played
+        return abs(dy - self._tracker.b * (x - self.expected_ms[h])) <= self.settings.outlier_ms
+
+    def _restart(self) -> None:
+        self._tracker.restart()
+        for i in self._fit_log:  # no longer in the fit: _unmatch must not forget them
+            self._fitted[i] = 0
+        self._fit_log.clear()
+
+    def _fit(self, i: int, x: float, y: float) -> None:
+        self._tracker.update(x, y)
+        self._fitted[i] = 1
+        self._fit_log.append(i)
+        if x >= self._last_matched_ms:
+            self._last_matched_ms = x
+            self._next_from = bisect.bisect_right(self.expected_ms, x + 0.5, self._next_from)
         if self.on_match is not None:
-            self.on_match(expected, t_ms)
+            self.on_match(x, y)
+
+    def _unmatch(self, i: int) -> None:
+        """Undo :meth:`_match` of expected note ``i`` (a later note takes it back)."""
+        t_ms = self.played_ms[i]
+        assert t_ms is not None
+        expected = self.expected_ms[i]
+        self._status[i] = _PENDING
+        self.played_ms[i] = None
+        if i < self._miss_cursor:  # past its window: missed again until re-matched
+            self._missed_live += 1
+        deviation = t_ms - expected
+        self._deviations.remove(deviation)
+        self._judgements[self.settings.judge(deviation)] -= 1
+        # Welford's updates run backwards (exact up to rounding).
+        n = self.notes_matched
+        self.notes_matched = n - 1
+        if n > 1:
+            mean = (n * self._dev_mean - deviation) / (n - 1)
+            self._dev_m2 = max(
+                0.0, self._dev_m2 - (deviation - mean) * (deviation - self._dev_mean)
+            )
+            self._dev_mean = mean
+            mx = (n * self._fit_mx - expected) / (n - 1)
+            my = (n * self._fit_my - t_ms) / (n - 1)
+            self._fit_sxx -= (expected - mx) * (expected - self._fit_mx)
+            self._fit_sxy -= (expected - mx) * (t_ms - self._fit_my)
+            self._fit_mx, self._fit_my = mx, my
+        else:
+            self._dev_mean = self._dev_m2 = 0.0
+            self._fit_mx = self._fit_my = self._fit_sxx = self._fit_sxy = 0.0
+        self._fit_n = n - 1
+        if self._fitted[i]:
+            self._tracker.forget(expected, t_ms)
+            self._fitted[i] = 0
+        if i in self._held:
+            self._held.remove(i)
 
     def _expire(self, now_ms: float) -> None:
         """Count expected notes whose match window has passed unmatched as missed (live)."""
