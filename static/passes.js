@@ -68,7 +68,7 @@ export function passesChart(userId, result) {
   const band = (W - left - right) / Math.max(1, passes.length);
   const y = (p) => top + (1 - p / top_pct) * (H - top - bottom);
   const cx = (i) => left + band * (i + 0.5);
-  const grid = [0, 50, 100, 150].map((p) => [
+  const grid = [0, 50, 100, 150].flatMap((p) => [
     svg("line", { x1: left, x2: W - right, y1: y(p), y2: y(p), stroke: "#445", "stroke-width": 0.5 }),
     svg("text", { x: left - 6, y: y(p) + 4, "text-anchor": "end", fill: "#999", "font-size": 10 }, `${p} %`),
   ]);
@@ -82,12 +82,13 @@ export function passesChart(userId, result) {
   });
   const tempoLine = svg("polyline", {
     points: passes.map((p, i) => `${cx(i)},${y(p.tempo_pct)}`).join(" "),
+    class: "tempo", // colours from style.css: the page's CSP allows no inline styles
     fill: "none",
-    style: "stroke: var(--ink)",
+    stroke: "#888",
     "stroke-width": 2,
   });
   const tempoDots = passes.map((p, i) =>
-    svg("circle", { cx: cx(i), cy: y(p.tempo_pct), r: 4, style: "fill: var(--ink); stroke: var(--bg)", "data-pass": p.pass, "data-tempo-pct": p.tempo_pct },
+    svg("circle", { cx: cx(i), cy: y(p.tempo_pct), r: 4, class: "tempo-dot", fill: "#888", "data-pass": p.pass, "data-tempo-pct": p.tempo_pct },
       svg("title", null, `pass ${p.pass}: tempo ${fmt(p.tempo_pct, 0)} % (${fmt(p.tempo_bpm, 0)} BPM)`)),
   );
   const labels = passes.map((p, i) => svg("text", { x: cx(i), y: H - 12, "text-anchor": "middle", fill: "#999", "font-size": 10 }, String(p.pass)));
@@ -95,7 +96,7 @@ export function passesChart(userId, result) {
   if (ladder) {
     marks.push(
       svg("line", { x1: left, x2: W - right, y1: y(ladder.min_accuracy * 100), y2: y(ladder.min_accuracy * 100), stroke: colorOf(userId), "stroke-dasharray": "4 3" }),
-      svg("line", { x1: left, x2: W - right, y1: y(ladder.target_pct), y2: y(ladder.target_pct), style: "stroke: var(--ink)", "stroke-dasharray": "2 4" }),
+      svg("line", { x1: left, x2: W - right, y1: y(ladder.target_pct), y2: y(ladder.target_pct), class: "target", stroke: "#888", "stroke-dasharray": "2 4" }),
     );
   }
   return svg(

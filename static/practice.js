@@ -106,7 +106,7 @@ async function setLoop() {
       min_accuracy: num("ladder-accuracy") / 100,
     };
   }
-  await ask("room:loop", payload, (a) => `Looping: ${summary(a.room)}.`);
+  await ask("room:loop", payload, (a) => `The loop is set: bars ${a.room.practice.loop.from_bar}–${a.room.practice.loop.to_bar ?? "the end"}.`);
 }
 
 function syncLadderFields() {
