@@ -13,7 +13,7 @@ import { $, TuttiError, toast } from "./ui.js";
 const CLOCK_INTERVAL_MS = 2000;
 const CLOCK_BURST = 8;
 const SERVER_EVENTS = [
-  "room:state", "room:started", "room:finished", "score:update", "note", "notes",
+  "room:state", "room:started", "room:finished", "score:update", "note", "notes", "room:pass", "room:wait",
   "presence:state", "presence:diff", "sync:poke",
 ];
 let clockTimer = null;

@@ -63,6 +63,8 @@ function onPieceChange() {
     ...(piece ? piece.parts.map((p) => el("option", { value: p.name }, `${p.name} (${p.notes} notes)`)) : []),
   );
   parts.disabled = !piece;
+  $("create-wait").disabled = !piece; // a free jam has no score to wait at
+  if (!piece) $("create-wait").checked = false;
 }
 
 async function createRoom() {
@@ -74,6 +76,7 @@ async function createRoom() {
     count_in_beats: Number($("create-count-in").value || 0),
     name: $("create-name").value.trim(),
   };
+  if ($("create-wait").checked) body.wait = true; // wait mode: only room:create sets it
   const created = await call("room:create", body);
   await joinRoom(created.room.room_id, "player", $("create-part").value || null);
 }

@@ -1,6 +1,7 @@
 /* Tutti browser client: the entry module. Wires the modules (one job each) to the page:
  * session.js (who), connection.js (Socket.IO, clock), lobby.js, room.js, input.js, roll.js,
- * audio.js, results.js, logbook.js + store.js (offline logbook), and registers sw.js.
+ * audio.js, practice.js (computer partner, loops, ladder, wait mode), results.js + passes.js,
+ * logbook.js + store.js (offline logbook), and registers sw.js.
  */
 
 import { initAudio, playout } from "./audio.js";
@@ -11,6 +12,7 @@ import { enterLobby, initLobby, leaveLobby } from "./lobby.js";
 import { initLogbook, logbook, syncNow } from "./logbook.js";
 import { applyPresenceDiff, canonicalPresence, presenceMetas } from "./presence.js";
 import { clearRoom, initRoom, leaveRoom } from "./room.js";
+import { initPractice } from "./practice.js";
 import { initResults } from "./results.js";
 import { initNotation, score } from "./notation.js";
 import { cursors, initCursors } from "./cursors.js";
@@ -160,6 +162,7 @@ function boot() {
   initNotation();
   initCursors();
   initRoom();
+  initPractice();
   initResults();
   initLobby();
   initLogbook();

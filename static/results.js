@@ -1,8 +1,10 @@
-/* After the piece: each player's final result, a per-note early/late chart and the download of
- * the session's MIDI recording (GET /api/sessions/{id}/recording.mid).
+/* After the piece: each player's final result, a per-note early/late chart, a loop's passes
+ * (passes.js) and the download of the session's MIDI recording
+ * (GET /api/sessions/{id}/recording.mid).
  */
 
 import { backToLobby, fillTable, judgements, timing } from "./room.js";
+import { practiceResults } from "./passes.js";
 import { api } from "./session.js";
 import { S, colorOf, nameOf, on } from "./state.js";
 import { $, el, fmt, pct, showError, svg } from "./ui.js";
@@ -68,7 +70,15 @@ function renderResults(f) {
   const rows = Object.entries(f.results || {});
   fillTable($("results-table"), free ? FREE_COLUMNS : COLUMNS, rows);
   const asyncText = f.asynchrony_ms === null || f.asynchrony_ms === undefined ? "" : ` Asynchrony between partners: ${fmt(f.asynchrony_ms, 0, " ms")}.`;
-  $("results-summary").textContent = `${REASONS[f.reason] || f.reason}${asyncText}`;
+  const p = f.partner;
+  const partnerText = p
+    ? ` ${p.display_name} played ${p.part}${p.take ? " (a recorded take)" : p.follow ? ", following" : ", at the room's tempo"}` +
+      (p.result && p.result.asynchrony_ms !== null && p.result.asynchrony_ms !== undefined ? `, ${fmt(p.result.asynchrony_ms, 0)} ms from you on shared onsets.` : ".")
+    : "";
+  $("results-summary").textContent = `${REASONS[f.reason] || f.reason}${asyncText}${partnerText}`;
+  const practice = free ? [] : practiceResults(rows);
+  $("results-passes").replaceChildren(...practice);
+  $("results-passes").hidden = practice.length === 0;
   $("results-charts").replaceChildren(
     ...(free ? [] : rows.map(([u, r]) => el("figure", null, el("figcaption", null, `${nameOf(u)} — per note, early ↓ / late ↑`), deviationChart(u, r)))),
   );

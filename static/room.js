@@ -9,6 +9,7 @@ import { buildPiano, releaseAll, soundingAdd, soundingRemove, soundingClear } fr
 import { pitchName } from "./music.js";
 import { presenceMetas } from "./presence.js";
 import { clearRoll } from "./roll.js";
+import { partnerLabel } from "./practice.js";
 import { S, colorOf, emit, nameOf, on, serverNow } from "./state.js";
 import { $, el, fmt, invalidate, onRender, pct, showError, toast } from "./ui.js";
 
@@ -82,6 +83,9 @@ export function clearRoom() {
   S.scores = {};
   S.lastNote = {};
   S.transit = {};
+  S.partner = null;
+  S.passes = [];
+  S.wait = {};
   sentOn.clear();
   for (const topic of [...S.presence.keys()]) if (topic.startsWith("room:")) S.presence.delete(topic);
   $("note-log").replaceChildren();
@@ -230,10 +234,10 @@ function renderMembers() {
       const last = S.lastNote[m.user_id];
       return el(
         "tr",
-        { "data-user": m.user_id },
+        { "data-user": m.user_id, "data-bot": m.bot ? "true" : null },
         el("td", null, el("span", { class: "swatch", style: `background:${colorOf(m.user_id)}` }), r.host === m.user_id ? " ★" : ""),
-        el("td", { title: r.host === m.user_id ? "host" : null }, nameOf(m.user_id)),
-        presenceCell(m.user_id),
+        el("td", { title: r.host === m.user_id ? "host" : null }, nameOf(m.user_id), m.bot ? el("span", { class: "badge" }, "computer") : null),
+        m.bot ? el("td", { class: "muted" }, partnerLabel(m)) : presenceCell(m.user_id),
         el("td", null, m.role),
         el("td", null, [m.part, m.instrument].filter(Boolean).join(" · ") || "—"),
         el("td", { class: "rtt" }, fmt(m.rtt_ms, 0, " ms")),
@@ -327,7 +331,9 @@ function tick() {
   else box.textContent = "♪";
   const beat = k - grid.countIn;
   const perBar = beatsPerBar();
-  $("beat-display").textContent = beat >= 0 ? `bar ${Math.floor(beat / perBar) + 1} · beat ${(beat % perBar) + 1}` : "count-in";
+  const loop = S.room.practice && S.room.practice.loop;
+  const firstBar = loop ? loop.from_bar : 1; // a loop's pass starts at its first bar
+  $("beat-display").textContent = beat >= 0 ? `bar ${Math.floor(beat / perBar) + firstBar} · beat ${(beat % perBar) + 1}` : "count-in";
   invalidate("buttons", "room", "hint");
 }
 
@@ -363,7 +369,10 @@ export function initRoom() {
   onRender("score", renderScore);
   $("start-btn").addEventListener("click", () => {
     unlock();
-    call("room:start", { room_id: S.roomId }).catch(showError);
+    call("room:start", { room_id: S.roomId }).catch((err) => {
+      showError(err);
+      emit("room:refused", err); // the practice card says why in plain words (wait_mode_solo…)
+    });
   });
   $("end-btn").addEventListener("click", () => call("room:end", { room_id: S.roomId }).catch(showError));
   $("leave-btn").addEventListener("click", () => leaveRoom().catch(showError));

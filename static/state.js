@@ -19,6 +19,9 @@ export const S = {
   colors: {}, // user_id -> colour
   lastNote: {}, // user_id -> {pitch, delay}
   transit: {}, // user_id -> recent transit delays of their notes, ms
+  partner: null, // the computer partner as room:add_partner answered: {user_id, part, follow}
+  passes: [], // room:pass payloads of this room, in order
+  wait: {}, // user_id -> last room:wait payload
 };
 
 export const serverNow = () => S.clock.toServer(localMs());

@@ -25,7 +25,9 @@ const ASSETS = [
   "/static/notation.js",
   "/static/cursors.js",
   "/static/audio.js",
+  "/static/practice.js",
   "/static/results.js",
+  "/static/passes.js",
   "/static/logbook.js",
   "/static/store.js",
 ];

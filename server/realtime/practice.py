@@ -56,7 +56,7 @@ class PracticeRunner:
         Raises ``RoomError``: ``unknown_room`` and :meth:`rooms.room.Room.set_practice`'s.
         """
         return await self._set(
-            sid, msg.room_id, lambda p: Practice(msg.tempo_pct, p.loop, p.ladder)
+            sid, msg.room_id, lambda p: Practice(msg.tempo_pct, p.loop, p.ladder, p.wait)
         )
 
     async def loop(self, sid: str, msg: LoopEventIn) -> dict[str, Any]:
@@ -67,7 +67,10 @@ class PracticeRunner:
         """
         loop = msg.to_loop()
         ladder = None if msg.ladder is None else msg.ladder.to_ladder()
-        return await self._set(sid, msg.room_id, lambda p: Practice(p.tempo_pct, loop, ladder))
+        # Wait mode stays: a loop in a wait-mode room is a practice_conflict, not a silent switch.
+        return await self._set(
+            sid, msg.room_id, lambda p: Practice(p.tempo_pct, loop, ladder, p.wait)
+        )
 
     async def _set(self, sid: str, room_id: str, change) -> dict[str, Any]:
         user_id = self.service.connections.require(sid).user_id

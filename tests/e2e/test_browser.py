@@ -48,9 +48,8 @@ def key_for(pitch: int, octave: int) -> str:
     return KEY_CODES[pitch - 12 * (octave + 1)]
 
 
-def upload_and_create_duet(page, title: str, part: str, tempo: float | None = TEMPO) -> str:
-    """Upload the chorale through the lobby's form, create a duet on it (at ``tempo``,
-    ``None``: the piece's); returns the room id."""
+def upload_in_lobby(page, title: str) -> None:
+    """Upload the chorale through the lobby's form; it is then chosen in *Create a room*."""
     page.set_input_files(
         "#upload-file",
         files=[{"name": "bwv66.6.mid", "mimeType": "audio/midi", "buffer": chorale_midi()}],
@@ -62,6 +61,18 @@ def upload_and_create_duet(page, title: str, part: str, tempo: float | None = TE
         " return s.value && s.selectedOptions[0].textContent.startsWith(t); }",
         arg=title,
     )
+
+
+def upload_and_create_duet(page, title: str, part: str, tempo: float | None = TEMPO) -> str:
+    """Upload the chorale through the lobby's form, create a duet on it (at ``tempo``,
+    ``None``: the piece's); returns the room id."""
+    upload_in_lobby(page, title)
+    create_duet(page, title, part, tempo)
+    return page.evaluate("window.Tutti.state.roomId")
+
+
+def create_duet(page, title: str, part: str, tempo: float | None) -> None:
+    """*Create and join* a duet on the chosen piece, playing ``part``."""
     page.select_option("#create-mode", "duet")
     if tempo is not None:
         page.fill("#create-tempo", str(tempo))
@@ -69,7 +80,6 @@ def upload_and_create_duet(page, title: str, part: str, tempo: float | None = TE
     page.fill("#create-name", f"Duet {title}")
     page.click("#create-form button[type=submit]")
     page.wait_for_selector("html[data-view=room]", state="attached")
-    return page.evaluate("window.Tutti.state.roomId")
 
 
 def join_from_lobby(page, room_id: str, part: str) -> None:

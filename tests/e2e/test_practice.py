@@ -318,3 +318,20 @@ async def test_a_computer_partner_plays_every_pass_of_a_loop(server, follow):
     assert [q["pass"] for q in result["passes"]] == [1, 2]
     assert [p["accuracy"] for p in finished["results"][host.user["id"]]["passes"]] == [1.0, 1.0]
     await host.disconnect()
+
+
+async def test_slowing_down_a_wait_mode_room_keeps_wait_mode(server):
+    # room:tempo and room:loop used to rebuild the settings without `wait`: a host who
+    # slowed a wait-mode room down silently lost wait mode, and a loop replaced it.
+    host = await connected(server.url, "host")
+    rid = await practice_room(host, wait=True)
+    await host.call("room:join", {"room_id": rid, "role": "player", "part": "Soprano"})
+    state = (await host.call("room:tempo", {"room_id": rid, "tempo_pct": 50}))["room"]
+    assert state["practice"]["wait"] is True and state["tempo_pct"] == 50
+    loop = {"room_id": rid, "from_bar": 1, "to_bar": 2, "repeats": 2}
+    await expect_error(host, "room:loop", loop, "practice_conflict")
+    look = await connected(server.url, "look")
+    room = (await look.call("room:join", {"room_id": rid, "role": "spectator"}))["room"]
+    assert room["practice"]["wait"] is True and room["practice"]["loop"] is None
+    for client in (host, look):
+        await client.disconnect()
