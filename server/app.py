@@ -62,6 +62,7 @@ from server.rest.security import (
     socketio_cors,
 )
 from server.services import progress_refresh
+from server.services.heap import freeze_startup_heap
 from server.services.pieces import PieceLibrary
 from server.services.privacy import PrivacyBus
 from server.services.purge import purge_loop
@@ -95,6 +96,11 @@ def _exit_after(seconds: float) -> None:
     timer = threading.Timer(seconds, stuck)
     timer.daemon = True  # a shutdown that finishes in time exits without waiting for it
     timer.start()
+
+
+async def _freeze_heap(app: web.Application) -> None:
+    # The collector stops walking the startup heap (server/services/heap.py).
+    log.debug("froze %d startup objects for the garbage collector", freeze_startup_heap())
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -255,6 +261,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(server_header)  # no library version in Server
     app.on_startup.append(on_startup)
     app.on_startup.append(pieces_api.backfill_on_startup)  # after the migrations
+    app.on_startup.append(_freeze_heap)  # last: the startup heap is built
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(pieces_api.stop_backfill)  # before on_cleanup disposes the engine
     app.on_cleanup.append(on_cleanup)

@@ -13,6 +13,10 @@
   ``NaN``, truncated text) or not ``[name, ...]`` decodes to
   ``[UNDECODABLE]``, keeping its ack id: the namespace answers it
   ``invalid_value`` instead of the packet being dropped unanswered.
+* :func:`ack_text`: an ACK packet's text in one step (python-socketio's
+  ``Packet(ACK, ...).encode()`` without building the packet object and its
+  separate binary check), for the note path's acks
+  (:class:`server.realtime.fastpath.InlineEvents`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,19 @@ def _has_binary(data) -> bool:
     if isinstance(data, dict):
         return any(_has_binary(v) for v in data.values())
     return False
+
+
+def ack_text(namespace: str | None, ack_id: int, data: list) -> str | None:
+    """The text of the Socket.IO ACK packet ``ack_id`` with ``data`` (the ack's arguments).
+
+    The same string as ``Packet(ACK, namespace=namespace, id=ack_id, data=data).encode()``
+    with this module as the packet's JSON codec (as ``server.app`` sets it); ``None`` when
+    ``data`` holds bytes (a BINARY_ACK: take the stock packet).
+    """
+    if _has_binary(data):
+        return None
+    head = "3" if namespace is None or namespace == "/" else "3" + namespace + ","
+    return head + str(ack_id) + dumps(data)
 
 
 class _Undecodable:

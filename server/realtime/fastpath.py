@@ -12,7 +12,9 @@ taken out here, with the same packets in the same order:
   each (python-socketio's ``async_handlers=False``, for these events only).
   A connection's next message is read once its note is handled, so its
   events are handled in the order sent; slow events (room operations, sync)
-  keep their task and do not hold the connection's reading up.
+  keep their task and do not hold the connection's reading up. Their ack
+  is formatted in one step (:func:`server.realtime.codec.ack_text`) and
+  handed to Engine.IO as text, not built as a Socket.IO packet object.
 * :class:`DirectEngineIO` (the ``engineio.AsyncServer`` of
   :class:`server.realtime.transport.TuttiServer`): a packet for a websocket
   session whose queue is empty and whose writer is not in the middle of a
@@ -37,7 +39,9 @@ import logging
 from typing import Any
 
 import engineio
+from socketio import packet as _packet
 
+from server.realtime.codec import ack_text
 from server.realtime.malformed import CheckedWebSocket
 
 log = logging.getLogger("tutti.transport")
@@ -60,8 +64,17 @@ class InlineEvents:
         sid = manager.sid_from_eio_sid(eio_sid, namespace)
         if not manager.is_connected(sid, namespace):
             return
-        handle = self._handle_event_internal  # type: ignore[attr-defined]
-        await handle(self, sid, eio_sid, data, namespace, id)
+        # python-socketio's _handle_event_internal, the ack as one pre-formatted string.
+        r = await self._trigger_event(data[0], namespace, sid, *data[1:])  # type: ignore[attr-defined]
+        if id is None or r == self.not_handled:  # type: ignore[attr-defined]
+            return
+        args = [] if r is None else list(r) if isinstance(r, tuple) else [r]
+        text = ack_text(namespace, id, args)
+        if text is None:  # binary: the stock packet
+            pkt = self.packet_class(_packet.ACK, namespace=namespace, id=id, data=args)  # type: ignore[attr-defined]
+            await self._send_packet(eio_sid, pkt)  # type: ignore[attr-defined]
+        else:
+            await self.eio.send(eio_sid, text)  # type: ignore[attr-defined]
 
 
 class DirectWebSocket(CheckedWebSocket):
