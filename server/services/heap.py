@@ -10,27 +10,19 @@ SQLAlchemy's and pydantic's models, the schemas. :func:`freeze_startup_heap`
 moves what exists once the server has started into the collector's
 permanent generation (``gc.freeze()``, Python 3.7+): never collected, never
 walked again. Objects made later are collected as before, so cycles made by
-traffic are still freed. The youngest generation is collected after
-:data:`GEN0_THRESHOLD` net allocations instead of CPython's 700: under note
-traffic a collection every few notes, each promoting what happens to be
-alive (pending futures, packets in flight) to older generations that are
-walked again later.
+traffic are still freed.
 """
 
 from __future__ import annotations
 
 import gc
 
-GEN0_THRESHOLD = 10_000  # net container allocations between young collections (CPython: 700)
-
 
 def freeze_startup_heap() -> int:
-    """Collect once, freeze every object alive now (``gc.freeze``), and collect the
-    youngest generation every :data:`GEN0_THRESHOLD` allocations (the older ones' ratios
-    unchanged). Returns the number of objects frozen (``gc.get_freeze_count()``).
+    """Collect once, then freeze every object alive now (``gc.freeze``).
+
+    Returns the number of objects frozen (``gc.get_freeze_count()``).
     """
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GEN0_THRESHOLD, older, oldest)
     return gc.get_freeze_count()
