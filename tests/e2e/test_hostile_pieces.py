@@ -200,6 +200,7 @@ async def test_real_music_still_uploads_draws_and_plays(server):
         round(expected.parts[0].notes[0].offset_s, 4),
         expected.parts[0].notes[0].pitch,
         expected.parts[0].notes[0].velocity,
+        round(expected.parts[0].notes[0].onset_beat, 6),
     ]
     finished, players, _, _, played = await play_session(
         server.url,
