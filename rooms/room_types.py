@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rooms.recording import RecordedEvent
-from rooms.scoring import Scorer, ScoringSettings
+from rooms.scoring import Scorer
+from rooms.scoring_settings import ScoringSettings
 
 MODES = ("duet", "ensemble", "free")
 ROLES = ("player", "spectator")
