@@ -30,8 +30,8 @@ class PartnerSeating:
         """The host seats a computer partner on ``part`` (``None``: the first free part).
 
         It joins as a player member with ``bot: true``; it is never one of the
-        session's players (see :meth:`finish`). Raises ``RoomError`` with code
-        ``room_finished``, ``not_host``, ``partner_in_free_jam``,
+        session's players (see :meth:`rooms.room.Room.finish`). Raises
+        ``RoomError`` with code ``room_finished``, ``not_host``, ``partner_in_free_jam``,
         ``already_started``, ``partner_exists``, ``room_full``, ``unknown_part``,
         ``part_taken`` or ``no_free_part``.
         """
