@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from rooms.notes import Note
-from rooms.scoring import TempoTracker
+from rooms.tempo_tracker import TempoTracker
 
 
 @dataclass(frozen=True, slots=True)

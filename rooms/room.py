@@ -32,164 +32,57 @@ Practice tools (:mod:`rooms.practice`, :mod:`rooms.wait_mode`) hook in at
 :class:`rooms.practice.LoopRun` of passes, or wait-mode scorers instead of the
 player's :class:`rooms.scoring.Scorer`), ``_score`` (where a note is scored),
 ``_result``, ``_end_ms`` and :meth:`Room.advance_pass` (the end of a loop pass).
+
+The parts live in their own modules, mixed into :class:`Room`: the value
+types in :mod:`rooms.room_types`, the partner's seat in
+:mod:`rooms.room_partner`, the practice hooks in :mod:`rooms.room_practice`,
+the finish in :mod:`rooms.room_finish` and the sharing between processes in
+:mod:`rooms.room_sharing`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from rooms.errors import RoomError
-from rooms.finished import FinishedRoom, PlayerOutcome
+from rooms.finished import FinishedRoom
 from rooms.notes import NoteEvent
 from rooms.piece import Piece
-from rooms.practice import LoopRun, Pass, Practice, make_practice, scaled_scoring
+from rooms.practice import LoopRun, Practice, scaled_scoring
 from rooms.recording import RecordedEvent, Recording
-from rooms.scoring import Scorer, ScoringSettings, asynchrony
+from rooms.room_finish import RoomFinish
+from rooms.room_partner import PartnerSeating
+from rooms.room_practice import PracticeHooks
+from rooms.room_sharing import RoomSharing
+from rooms.room_types import (
+    FREE_TEMPO_BPM,
+    MAX_BPM,
+    MAX_PLAYERS,
+    MIN_BPM,
+    MODES,
+    ROLES,
+    Member,
+    PartnerSeat,
+    PlayerPartial,
+    RoomSettings,
+    _Player,
+)
+from rooms.scoring import Scorer
 from rooms.wait_mode import WaitScorer
 
-MODES = ("duet", "ensemble", "free")
-ROLES = ("player", "spectator")
-MAX_PLAYERS = {"duet": 2, "ensemble": 8, "free": 8}
-MIN_BPM, MAX_BPM = 20.0, 400.0
-FREE_TEMPO_BPM = 120.0
+# The value types are the room's vocabulary: importable from here too.
+__all__ = [
+    "Member",
+    "PartnerSeat",
+    "PlayerPartial",
+    "Room",
+    "RoomSettings",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class RoomSettings:
-    """Timing rules of rooms, all in ms.
-
-    ``start_delay_ms``: time between ``room:start`` and the first count-in
-    beat, so every member hears ``room:started`` before the count-in.
-    ``grace_ms``: how long after the end of the piece (the later of the grid's
-    end and each player's predicted end, see below) the room finishes.
-    ``max_note_skew_ms``: how far a note's timestamp may be from the server's
-    now. ``max_drift_ratio``: a player predicted to end later than
-    ``grid_end * max_drift_ratio`` does not hold the room open longer.
-    ``max_spectators``: spectators in one room (:func:`rooms.admission.admit`).
-    ``max_note_events``: note events (on and off) one room accepts in all
-    (``note_limit`` past it); it bounds the room's note log, which is kept for
-    the room's whole life (:mod:`server.realtime.recovery`).
-    """
-
-    start_delay_ms: float = 1000.0
-    grace_ms: float = 3000.0
-    max_note_skew_ms: float = 5000.0
-    max_drift_ratio: float = 1.5
-    max_spectators: int = 1000
-    max_note_events: int = 200_000
-    scoring: ScoringSettings = field(default_factory=ScoringSettings)
-
-
-@dataclass(slots=True)
-class Member:
-    """A connected member of a room (player or spectator)."""
-
-    user_id: str
-    display_name: str
-    role: str
-    part: str | None
-    instrument: str | None
-    joined_at_ms: int
-    rtt_ms: float | None = None
-    bot: bool = False  # the room's computer partner (rooms.following), not a person
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "display_name": self.display_name,
-            "role": self.role,
-            "part": self.part,
-            "instrument": self.instrument,
-            "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 1),
-            "bot": self.bot,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerSeat:
-    """The room's computer partner: its member id, part, and whether it follows the humans."""
-
-    user_id: str
-    display_name: str
-    part: str
-    follow: bool
-    take: dict[str, Any] | None = None  # a recorded take it replays (rooms.takes.Take.to_dict)
-
-
-@dataclass(frozen=True, slots=True)
-class PlayerPartial:
-    """One player's final outcome as scored by one process (see the module docstring).
-
-    ``left_at_ms`` is ``None`` while the player is present; ``onsets_by_tick``
-    is :meth:`rooms.scoring.Scorer.matched_onsets_by_tick` (``None`` without a
-    scorer); ``events`` are the player's recorded events on that process.
-    """
-
-    user_id: str
-    display_name: str
-    part: str | None
-    instrument: str | None
-    joined_at_ms: int
-    left_at_ms: int | None
-    complete: bool
-    result: dict[str, Any]
-    onsets_by_tick: dict[int, list[float]] | None
-    events: tuple[RecordedEvent, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "display_name": self.display_name,
-            "part": self.part,
-            "instrument": self.instrument,
-            "joined_at_ms": self.joined_at_ms,
-            "left_at_ms": self.left_at_ms,
-            "complete": self.complete,
-            "result": self.result,
-            "onsets_by_tick": None
-            if self.onsets_by_tick is None
-            else {str(k): v for k, v in self.onsets_by_tick.items()},
-            "events": [[e.seq, e.type, e.pitch, e.velocity, e.t_ms] for e in self.events],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PlayerPartial:
-        onsets = d.get("onsets_by_tick")
-        return cls(
-            user_id=d["user_id"],
-            display_name=d["display_name"],
-            part=d["part"],
-            instrument=d["instrument"],
-            joined_at_ms=d["joined_at_ms"],
-            left_at_ms=d["left_at_ms"],
-            complete=d["complete"],
-            result=d["result"],
-            onsets_by_tick=None if onsets is None else {int(k): v for k, v in onsets.items()},
-            events=tuple(
-                RecordedEvent(seq, d["user_id"], d["part"], kind, pitch, velocity, t)
-                for seq, kind, pitch, velocity, t in d["events"]
-            ),
-        )
-
-
-@dataclass(slots=True)
-class _Player:
-    """A player's scoring slot; outlives the membership when the player leaves mid-piece."""
-
-    user_id: str
-    display_name: str
-    part: str | None
-    instrument: str | None
-    joined_at_ms: int
-    scorer: Scorer | None
-    notes_played: int = 0  # for free mode, where there is no scorer
-    left_at_ms: int | None = None
-
-
-class Room:
+class Room(PartnerSeating, PracticeHooks, RoomFinish, RoomSharing):
     """One practice room. See the module docstring for the rules.
 
     ``piece`` is ``None`` exactly in ``free`` mode. ``tempo_bpm`` (quarter notes
@@ -283,21 +176,6 @@ class Room:
     def is_finished(self) -> bool:
         """Finished here, or closed by the process that finishes it."""
         return self.finished is not None or self.closed_session_id is not None
-
-    def _set_practice(self, practice: Practice) -> None:
-        self.practice = make_practice(
-            self.piece,
-            tempo_pct=practice.tempo_pct,
-            loop=practice.loop,
-            ladder=practice.ladder,
-            wait=practice.wait,
-            base_bpm=self.base_bpm,
-            min_bpm=MIN_BPM,
-            max_bpm=MAX_BPM,
-        )
-        self.tempo_bpm = self.base_bpm * self.practice.first_pct / 100.0
-        # Room seconds per file second: the room tempo scales the whole tempo map.
-        self.time_scale = (self.piece_bpm / self.tempo_bpm) if self.piece_bpm else 1.0
 
     def phase(self, now_ms: float) -> str:
         if self.is_finished:
@@ -483,170 +361,6 @@ class Room:
         if member is not None:
             member.rtt_ms = rtt_ms
 
-    # -- the computer partner (server/realtime/partners.py plays it) -------------
-
-    def add_partner(
-        self,
-        user_id: str,
-        part: str | None,
-        *,
-        follow: bool,
-        now_ms: int,
-        take: dict[str, Any] | None = None,
-    ) -> PartnerSeat:
-        """The host seats a computer partner on ``part`` (``None``: the first free part).
-
-        It joins as a player member with ``bot: true``; it is never one of the
-        session's players (see :meth:`finish`). Raises ``RoomError`` with code
-        ``room_finished``, ``not_host``, ``partner_in_free_jam``,
-        ``already_started``, ``partner_exists``, ``room_full``, ``unknown_part``,
-        ``part_taken`` or ``no_free_part``.
-        """
-        if self.is_finished:
-            raise RoomError("room_finished", "this room has finished")
-        if user_id != self.host:
-            raise RoomError("not_host", "only the host can add a computer partner")
-        if self.piece is None:
-            raise RoomError(
-                "partner_in_free_jam", "a free jam has no parts for a computer partner to play"
-            )
-        if self.start_at_ms is not None:
-            raise RoomError("already_started", "add the partner before the room starts")
-        if self.partner is not None:
-            raise RoomError(
-                "partner_exists",
-                f"this room already has a computer partner on {self.partner.part!r}",
-            )
-        if len(self._players) >= MAX_PLAYERS[self.mode]:
-            raise RoomError(
-                "room_full", f"a {self.mode} room has at most {MAX_PLAYERS[self.mode]} players"
-            )
-        chosen = self._choose_part(part)
-        assert chosen is not None  # a piece always gives a part
-        name = "Computer partner" if take is None else "Recorded take"
-        seat = PartnerSeat(f"partner-{self.room_id}", name, chosen, follow, take)
-        self.partner = seat
-        self._players[seat.user_id] = _Player(
-            seat.user_id, seat.display_name, chosen, None, now_ms, scorer=None
-        )
-        self.members[seat.user_id] = Member(
-            seat.user_id, seat.display_name, "player", chosen, None, now_ms, bot=True
-        )
-        return seat
-
-    def remove_partner(self, user_id: str, now_ms: int) -> PartnerSeat:
-        """The host takes the partner out. Before the start its part is freed; after it the
-        partner stops and is reported as left. Raises :meth:`check_remove_partner`'s errors."""
-        seat = self.check_remove_partner(user_id)
-        if self.start_at_ms is None:
-            self._drop_partner()
-        else:
-            del self.members[seat.user_id]
-            self._players[seat.user_id].left_at_ms = now_ms
-        return seat
-
-    def check_remove_partner(self, user_id: str) -> PartnerSeat:
-        """The partner ``user_id`` may remove; raises ``RoomError`` ``room_finished``,
-        ``not_host``, ``no_partner``."""
-        if self.is_finished:
-            raise RoomError("room_finished", "this room has finished")
-        if user_id != self.host:
-            raise RoomError("not_host", "only the host can remove the computer partner")
-        seat = self.partner
-        if seat is None or seat.user_id not in self.members:
-            raise RoomError("no_partner", "this room has no computer partner")
-        return seat
-
-    def _drop_partner(self) -> None:
-        if self.partner is not None:
-            self.members.pop(self.partner.user_id, None)
-            self._players.pop(self.partner.user_id, None)
-            self.partner = None
-
-    # -- practice tools (rooms.practice; server/realtime/practice.py runs the passes) --
-
-    def set_practice(self, user_id: str, practice: Practice) -> Practice:
-        """The host changes the practice settings before the start (``room:tempo``,
-        ``room:loop``). Raises ``RoomError`` ``room_finished``, ``not_host``,
-        ``already_started``, ``practice_conflict`` (a recorded take's partner) and
-        :func:`rooms.practice.make_practice`'s."""
-        if self.is_finished:
-            raise RoomError("room_finished", "this room has finished")
-        if user_id != self.host:
-            raise RoomError("not_host", "only the host can change the practice settings")
-        if self.start_at_ms is not None:
-            raise RoomError("already_started", "change the practice settings before the start")
-        take = self.partner is not None and self.partner.take is not None
-        if take and (practice.looping or practice.wait):
-            raise RoomError(
-                "practice_conflict", "a recorded take plays neither a loop nor wait mode"
-            )
-        before = (self.practice, self.tempo_bpm, self.time_scale)
-        try:
-            self._set_practice(practice)
-        except RoomError:
-            self.practice, self.tempo_bpm, self.time_scale = before
-            raise
-        return self.practice
-
-    def pass_due_ms(self) -> float | None:
-        """When the current loop pass ends (epoch ms), ``None`` without a running loop."""
-        if self.loop_run is None or self.loop_run.done or self.is_finished:
-            return None
-        return self.loop_run.due_ms()
-
-    def advance_pass(self, now_ms: float) -> Pass | None:
-        """The current pass is over: freeze it and plan the next (``None``: the loop is
-        done, the room finishes after ``grace_ms``). See :meth:`rooms.practice.LoopRun.advance`."""
-        if self.loop_run is None or self.loop_run.done:
-            return None
-        return self.loop_run.advance(now_ms, self.players_present())
-
-    def _start_loop(self) -> None:
-        if self.practice.looping and self.piece is not None and self.start_at_ms is not None:
-            self.loop_run = LoopRun(
-                self.piece,
-                self.practice,
-                base_bpm=self.base_bpm,
-                count_in_beats=self.count_in_beats,
-                scoring=self.settings.scoring,
-                start_at_ms=self.start_at_ms,
-                parts={u: p.part for u, p in self._players.items() if p.part is not None},
-            )
-
-    def _start_wait(self) -> None:
-        if self.practice.wait and self.piece is not None and self.start_at_ms is not None:
-            partner = self.partner.user_id if self.partner is not None else None
-            self.waiting = {
-                u: WaitScorer(
-                    self.piece.part(p.part).notes,
-                    time_scale=self.time_scale,
-                    tempo_bpm=self.tempo_bpm,
-                )
-                for u, p in self._players.items()
-                if p.part is not None and u != partner
-            }
-
-    def _score(self, player: _Player, kind: str, pitch: int, t_ms: float) -> None:
-        """Score one event: wait mode, the loop's pass, the player's scorer, or a count."""
-        waiting = self.waiting.get(player.user_id) if self.waiting is not None else None
-        if waiting is not None:
-            t = t_ms - (self.start_at_ms or 0)
-            if kind == "on":
-                waiting.note_on(pitch, t)
-            else:
-                waiting.note_off(pitch, t)
-        elif self.loop_run is not None:
-            self.loop_run.note(player.user_id, kind, pitch, t_ms)
-            player.notes_played += kind == "on"
-        elif player.scorer is not None:
-            if kind == "on":
-                player.scorer.note_on(pitch, t_ms - (self.start_at_ms or 0))
-            else:
-                player.scorer.note_off(pitch, t_ms - (self.start_at_ms or 0))
-        elif kind == "on":
-            player.notes_played += 1
-
     # -- playing -----------------------------------------------------------------
 
     def start(self, user_id: str, now_ms: int) -> int:
@@ -732,6 +446,26 @@ class Room:
             out.append(recorded)
         return out
 
+    def _score(self, player: _Player, kind: str, pitch: int, t_ms: float) -> None:
+        """Score one event: wait mode, the loop's pass, the player's scorer, or a count."""
+        waiting = self.waiting.get(player.user_id) if self.waiting is not None else None
+        if waiting is not None:
+            t = t_ms - (self.start_at_ms or 0)
+            if kind == "on":
+                waiting.note_on(pitch, t)
+            else:
+                waiting.note_off(pitch, t)
+        elif self.loop_run is not None:
+            self.loop_run.note(player.user_id, kind, pitch, t_ms)
+            player.notes_played += kind == "on"
+        elif player.scorer is not None:
+            if kind == "on":
+                player.scorer.note_on(pitch, t_ms - (self.start_at_ms or 0))
+            else:
+                player.scorer.note_off(pitch, t_ms - (self.start_at_ms or 0))
+        elif kind == "on":
+            player.notes_played += 1
+
     def finish_due_ms(self) -> float | None:
         """When the piece is over (epoch ms), or ``None`` (not started, or free mode).
 
@@ -760,289 +494,6 @@ class Room:
                     min(player.scorer.predicted_end_ms(), grid_end * self.settings.max_drift_ratio),
                 )
         return end
-
-    def partials(self, now_ms: int, user_ids: Sequence[str] | None = None) -> list[PlayerPartial]:
-        """This replica's final outcome of each player (or of ``user_ids``), in join order.
-
-        A result is ``complete`` when the player was present and the piece had
-        reached its end (``now_ms`` ≥ ``start_at`` + end). Raises
-        ``RoomError("not_started")`` before the start.
-        """
-        if self.start_at_ms is None:
-            raise RoomError("not_started", "the room has not started yet")
-        reached_end = self.piece is None or now_ms >= self.start_at_ms + self._end_ms()
-        if self.loop_run is not None and not self.loop_run.done:
-            reached_end = False  # passes are still to come
-        events: dict[str, list[RecordedEvent]] = {}
-        for event in self.recording.events:
-            events.setdefault(event.user_id, []).append(event)
-        out = []
-        for player in self._players.values():
-            if user_ids is not None and player.user_id not in user_ids:
-                continue
-            complete = player.left_at_ms is None and reached_end
-            out.append(
-                PlayerPartial(
-                    user_id=player.user_id,
-                    display_name=player.display_name,
-                    part=player.part,
-                    instrument=player.instrument,
-                    joined_at_ms=player.joined_at_ms,
-                    left_at_ms=player.left_at_ms,
-                    complete=complete,
-                    result=self._result(player, final=True, complete=complete),
-                    onsets_by_tick=self._onsets(player),
-                    events=tuple(events.get(player.user_id, ())),
-                )
-            )
-        return out
-
-    def finish(
-        self,
-        reason: str,
-        now_ms: int,
-        session_id: str,
-        remote: Sequence[PlayerPartial] = (),
-    ) -> FinishedRoom:
-        """Close the room and return what is to be saved. Idempotent.
-
-        ``reason``: ``"piece_ended"``, ``"host_ended"``, ``"all_left"`` or
-        ``"server_shutdown"``. Completeness as in :meth:`partials`.
-        ``remote``: partials scored by other processes; for each player the
-        partial (this replica's or a remote one) with the most recorded events
-        is used, a remote one on a tie. Raises ``RoomError("not_started")``
-        before the start.
-        """
-        if self.finished is not None:
-            return self.finished
-        chosen: list[PlayerPartial] = []
-        for own in self.partials(now_ms):
-            best = own
-            for other in remote:
-                if other.user_id == own.user_id and len(other.events) >= len(best.events):
-                    best = other
-            chosen.append(best)
-        sync = asynchrony(
-            {p.user_id: p.onsets_by_tick for p in chosen if p.onsets_by_tick is not None}
-        )
-        # A human and the computer partner count as two players for asynchrony.
-        room_async = sync["asynchrony_ms"] if len(chosen) >= 2 else None
-        outcomes = []
-        partner: dict[str, Any] | None = None
-        recording = Recording()
-        for partial in chosen:
-            result = dict(partial.result)
-            result["asynchrony_ms"] = (
-                sync["by_player"].get(partial.user_id) if room_async is not None else None
-            )
-            if self.partner is not None and partial.user_id == self.partner.user_id:
-                partner = {  # never scored as a session player, nor saved as one
-                    "user_id": partial.user_id,
-                    "display_name": partial.display_name,
-                    "part": partial.part,
-                    "follow": self.partner.follow,
-                    "take": self.partner.take,
-                    "complete": result["complete"],
-                    "result": result,
-                }
-                continue
-            outcomes.append(
-                PlayerOutcome(
-                    user_id=partial.user_id,
-                    part=partial.part,
-                    instrument=partial.instrument,
-                    joined_at_ms=partial.joined_at_ms,
-                    left_at_ms=partial.left_at_ms if partial.left_at_ms is not None else now_ms,
-                    complete=result["complete"],
-                    result=result,
-                )
-            )
-        for event in sorted((e for p in chosen for e in p.events), key=lambda e: (e.seq, e.t_ms)):
-            recording.add(event)
-        names = {p.user_id: p.display_name + (f" ({p.part})" if p.part else "") for p in chosen}
-        self.finished = FinishedRoom(
-            session_id=session_id,
-            room_id=self.room_id,
-            name=self.name,
-            mode=self.mode,
-            piece_id=self.piece_id,
-            piece_title=self.piece.title if self.piece is not None else None,
-            tempo_bpm=self.tempo_bpm,
-            piece_bpm=self.piece_bpm,
-            host_user_id=self.host,
-            start_at_ms=self.start_at_ms,
-            ended_at_ms=now_ms,
-            reason=reason,
-            players=tuple(outcomes),
-            spectators=tuple(u for u, m in self.members.items() if m.role == "spectator"),
-            asynchrony_ms=room_async,
-            partner=partner,
-            recording_midi=recording.to_midi(
-                start_at_ms=self.start_at_ms, tempo_bpm=self.tempo_bpm, track_names=names
-            ),
-        )
-        return self.finished
-
-    # -- sharing between processes ------------------------------------------------------
-
-    def absorb(self, partial: PlayerPartial) -> int:
-        """Replay another process's recorded events of a player into this replica.
-
-        Used when a player moves here from a process that stopped: the events
-        are scored and recorded again, in their order, so the player's scorer
-        ends up as it was there. Events already recorded here (same ``seq``)
-        are skipped. Returns how many events were replayed.
-        """
-        player = self._players.get(partial.user_id)
-        if player is None or self.start_at_ms is None:
-            return 0
-        known = {e.seq for e in self.recording.events}
-        replayed = 0
-        for event in sorted(partial.events, key=lambda e: e.seq):
-            if event.seq in known:
-                continue
-            self._score(player, event.type, event.pitch, event.t_ms)
-            self.recording.add(event)
-            replayed += 1
-        return replayed
-
-    def rebuild(self, user_id: str, log: Sequence[RecordedEvent]) -> int:
-        """Score a player again from the room's note log (``log``: any events; the
-        player's are taken) merged with this replica's, in ``seq`` order.
-
-        How a process that takes a room over from one that died gets the
-        player's exact counts: a fresh scorer is fed every known note event
-        of the player, so the result is the one of scoring them in one go.
-        Returns how many events were new to this replica (0: nothing changed).
-        """
-        player = self._players.get(user_id)
-        if player is None or self.start_at_ms is None:
-            return 0
-        own = [e for e in self.recording.events if e.user_id == user_id]
-        known = {e.seq for e in own}
-        new: dict[int, RecordedEvent] = {}
-        for e in log:
-            if e.user_id == user_id and e.seq not in known:
-                new[e.seq] = e
-        if not new:
-            return 0
-        listener = player.scorer.on_match if player.scorer is not None else None
-        player.scorer = self._scorer(player.part)
-        player.notes_played = 0
-        for event in sorted([*own, *new.values()], key=lambda e: e.seq):
-            if player.scorer is not None:
-                if event.type == "on":
-                    player.scorer.note_on(event.pitch, event.t_ms - self.start_at_ms)
-                else:
-                    player.scorer.note_off(event.pitch, event.t_ms - self.start_at_ms)
-            elif event.type == "on":
-                player.notes_played += 1
-        if player.scorer is not None:
-            player.scorer.on_match = listener
-        for event in sorted(new.values(), key=lambda e: e.seq):
-            self.recording.add(event)
-        return len(new)
-
-    def snapshot(self) -> dict[str, Any]:
-        """The shared part of the room (no scorers, no notes) as JSON-ready data."""
-        return {
-            "room_id": self.room_id,
-            "name": self.name,
-            "mode": self.mode,
-            "piece_id": self.piece_id,
-            "tempo_bpm": self.tempo_bpm,
-            "base_bpm": self.base_bpm,
-            "practice": self.practice.to_dict(),
-            "passes": None if self.loop_run is None else self.loop_run.schedule(),
-            "loop_done": self.loop_run is not None and self.loop_run.done,
-            "count_in_beats": self.count_in_beats,
-            "host": self.host,
-            "created_at_ms": self.created_at_ms,
-            "invite_code": self.invite_code,
-            "partner": None
-            if self.partner is None
-            else [
-                self.partner.user_id,
-                self.partner.display_name,
-                self.partner.part,
-                self.partner.follow,
-                self.partner.take,
-            ],
-            "start_at_ms": self.start_at_ms,
-            "closed_session_id": self.closed_session_id
-            or (self.finished.session_id if self.finished is not None else None),
-            "members": [
-                [m.user_id, m.display_name, m.role, m.part, m.instrument, m.joined_at_ms, m.rtt_ms]
-                for m in self.members.values()
-            ],
-            "players": [
-                [p.user_id, p.display_name, p.part, p.instrument, p.joined_at_ms, p.left_at_ms]
-                for p in self._players.values()
-            ],
-        }
-
-    @classmethod
-    def from_snapshot(
-        cls, snap: dict[str, Any], piece: Piece | None, settings: RoomSettings | None = None
-    ) -> Room:
-        """A replica of a room from its :meth:`snapshot` and its piece."""
-        room = cls(
-            snap["room_id"],
-            name=snap["name"],
-            mode=snap["mode"],
-            host_user_id=snap["host"],
-            piece=piece,
-            piece_id=snap["piece_id"],
-            tempo_bpm=snap.get("base_bpm", snap["tempo_bpm"]),
-            count_in_beats=snap["count_in_beats"],
-            settings=settings,
-            created_at_ms=snap["created_at_ms"],
-            invite_code=snap.get("invite_code"),
-            practice=Practice.from_dict(snap.get("practice")),
-        )
-        room.apply_snapshot(snap)
-        return room
-
-    def apply_snapshot(self, snap: dict[str, Any]) -> None:
-        """Take the host, start, members and players of ``snap``; keep scorers and notes."""
-        self.host = snap["host"]
-        if self.start_at_ms is None and snap.get("practice"):
-            self._set_practice(Practice.from_dict(snap["practice"]))
-        if self.start_at_ms is None and snap["start_at_ms"] is not None:
-            self.start_at_ms = snap["start_at_ms"]
-            for player in self._players.values():
-                player.scorer = self._scorer(player.part)
-        if snap.get("closed_session_id") and self.finished is None:
-            self.closed_session_id = snap["closed_session_id"]
-        players: dict[str, _Player] = {}
-        for user_id, name, part, instrument, joined, left in snap["players"]:
-            player = self._players.get(user_id)
-            if player is None or player.part != part:
-                scorer = self._scorer(part) if self.start_at_ms is not None else None
-                player = _Player(user_id, name, part, instrument, joined, scorer=scorer)
-            player.left_at_ms = left
-            players[user_id] = player
-        self._players = players
-        if self.loop_run is None and self.start_at_ms is not None:
-            self._start_loop()
-        if self.waiting is None and self.start_at_ms is not None:
-            self._start_wait()
-        if self.loop_run is not None and snap.get("passes"):
-            self.loop_run.restore(snap["passes"], snap.get("loop_done", False))
-        seat = snap.get("partner")
-        self.partner = PartnerSeat(*seat) if seat else None
-        bot = self.partner.user_id if self.partner is not None else None
-        self.members = {
-            m[0]: Member(m[0], m[1], m[2], m[3], m[4], m[5], m[6], bot=m[0] == bot)
-            for m in snap["members"]
-        }
-
-    def _onsets(self, player: _Player) -> dict[int, list[float]] | None:
-        if self.waiting is not None:
-            return None  # timing is not judged in wait mode
-        if self.loop_run is not None and player.part is not None:
-            return self.loop_run.onsets_by_tick(player.user_id)
-        return None if player.scorer is None else player.scorer.matched_onsets_by_tick()
 
     def _result(self, player: _Player, *, final: bool, complete: bool) -> dict[str, Any]:
         waiting = self.waiting.get(player.user_id) if self.waiting is not None else None

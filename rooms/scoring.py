@@ -71,166 +71,22 @@ import math
 import statistics
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from rooms.notes import Note
+from rooms.scoring_settings import JUDGEMENTS, ScoringSettings
+from rooms.tempo_tracker import TempoGate, TempoTracker
 from rooms.transcription import OnlineNoteMatcher
 
-JUDGEMENTS = ("perfect", "great", "good", "poor", "miss")
 MAX_MARKS = 256  # marks kept between two take_marks(): bounds a score:update's "marks"
 
 _PENDING, _MATCHED = 0, 1
 
-
-@dataclass(frozen=True, slots=True)
-class ScoringSettings:
-    """Judgement windows and matching parameters; every number in ms unless named.
-
-    ``perfect_ms``/``great_ms``/``good_ms``: largest absolute onset deviation
-    (ms) for each judgement; beyond ``good_ms`` a matched note is ``poor``.
-    ``match_window_ms``: how far from its predicted time a note of the right
-    pitch is still matched. ``wrong_pitch_window_ms``: how far a note of
-    another pitch counts as a wrong pitch for an expected note rather than an
-    extra. ``onset_tolerance_ms``: mir_eval's onset tolerance for
-    precision/recall/F1. ``tempo_window``: matched notes in the local tempo
-    fit. ``tempo_slack``: how much the match window widens per ms of score
-    time since the last match (ms/ms; must stay below ``min_tempo_ratio``).
-    The defaults (4 notes, 0.3) lose no note when any 8 notes of a Bach
-    chorale are played 30 % slower (``tests/unit/test_scoring.py``).
-    ``min_tempo_ratio``/``max_tempo_ratio``: bounds of the fitted
-    played/expected time ratio (2.0 = half the room tempo).
-    ``outlier_ms``/``outlier_ratio``: the tempo fit's validation gate, a
-    match enters the fit at once when ``|played - predicted|`` is at most
-    ``outlier_ms + outlier_ratio * b * (expected - latest fitted expected)``
-    (ms; ``b`` the fitted ratio), else only once confirmed (module docstring);
-    ``outlier_ms`` is also the margin by which a later note must be nearer
-    an expected note's predicted time to take it back. ``hold_ms``: after a
-    pause, how late a note of the next onset is still matched there (module
-    docstring).
-    """
-
-    perfect_ms: float = 25.0
-    great_ms: float = 50.0
-    good_ms: float = 100.0
-    match_window_ms: float = 350.0
-    wrong_pitch_window_ms: float = 150.0
-    onset_tolerance_ms: float = 50.0
-    tempo_window: int = 4
-    tempo_slack: float = 0.3
-    min_tempo_ratio: float = 0.5
-    max_tempo_ratio: float = 2.0
-    outlier_ms: float = 50.0
-    outlier_ratio: float = 0.5
-    hold_ms: float = 4000.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.perfect_ms <= self.great_ms <= self.good_ms:
-            raise ValueError(
-                "judgement windows must satisfy 0 < perfect_ms <= great_ms <= good_ms, got "
-                f"{self.perfect_ms}, {self.great_ms}, {self.good_ms}"
-            )
-        if self.match_window_ms <= 0 or self.wrong_pitch_window_ms < 0:
-            raise ValueError("match_window_ms must be > 0 and wrong_pitch_window_ms >= 0")
-        if not 0 <= self.tempo_slack < self.min_tempo_ratio:
-            raise ValueError(
-                f"tempo_slack must be >= 0 and below min_tempo_ratio, got {self.tempo_slack}"
-            )
-        if self.outlier_ms <= 0 or self.outlier_ratio < 0:
-            raise ValueError("outlier_ms must be > 0 and outlier_ratio >= 0")
-        if self.tempo_window < 2:
-            raise ValueError(f"tempo_window must be at least 2 notes, got {self.tempo_window}")
-
-    def judge(self, deviation_ms: float) -> str:
-        """Judgement of a matched note from its signed onset deviation (ms)."""
-        d = abs(deviation_ms)
-        if d <= self.perfect_ms:
-            return "perfect"
-        if d <= self.great_ms:
-            return "great"
-        if d <= self.good_ms:
-            return "good"
-        return "poor"
+# Importable from here too: the scorer's settings and its tempo tracker.
+__all__ = ["JUDGEMENTS", "MAX_MARKS", "Scorer", "ScoringSettings", "TempoTracker", "asynchrony"]
 
 
-class TempoTracker:
-    """Causal local linear fit ``played_ms = a + b * expected_ms`` over recent onsets.
-
-    ``b`` is the played/expected time ratio (1.1 = 10% slower than the room
-    tempo), clamped to ``[min_ratio, max_ratio]``. The fit runs over the last
-    ``window`` distinct expected times (onsets); pairs at the same expected time
-    (a chord's notes) are one point at their mean played time, so a chord
-    weighs as much as a single note and four chord notes cannot leave the slope
-    to one other point. With fewer than two distinct expected times the ratio
-    keeps its previous value (1.0 at first) and only the intercept follows the
-    player.
-    """
-
-    __slots__ = ("_points", "a", "b", "_min", "_max")
-
-    def __init__(self, window: int = 4, min_ratio: float = 0.5, max_ratio: float = 2.0) -> None:
-        # [expected ms, sum of played ms, count] per onset, oldest first
-        self._points: deque[list[float]] = deque(maxlen=window)
-        self.a = 0.0
-        self.b = 1.0
-        self._min, self._max = min_ratio, max_ratio
-
-    def predict(self, expected_ms: float) -> float:
-        """Predicted played time (ms from start_at) of a note expected at ``expected_ms``."""
-        return self.a + self.b * expected_ms
-
-    def to_expected(self, played_ms: float) -> float:
-        """Inverse of :meth:`predict`."""
-        return (played_ms - self.a) / self.b
-
-    def __len__(self) -> int:
-        """Distinct expected times (onsets) in the fit."""
-        return len(self._points)
-
-    def update(self, expected_ms: float, played_ms: float) -> None:
-        """Add one matched (expected, played) pair, ms, and refit."""
-        for point in self._points:
-            if abs(point[0] - expected_ms) < 0.5:  # same onset (a chord): ms
-                point[1] += played_ms
-                point[2] += 1
-                break
-        else:
-            self._points.append([expected_ms, played_ms, 1])
-        self._refit()
-
-    def forget(self, expected_ms: float, played_ms: float) -> None:
-        """Take back a pair given to :meth:`update` (no-op once it left the window)."""
-        for point in self._points:
-            if abs(point[0] - expected_ms) < 0.5:
-                if point[2] <= 1:
-                    self._points.remove(point)
-                else:
-                    point[1] -= played_ms
-                    point[2] -= 1
-                if self._points:
-                    self._refit()
-                return
-
-    def restart(self) -> None:
-        """Forget every pair but keep the ratio (a jump moves the position, not the tempo)."""
-        self._points.clear()
-
-    def _refit(self) -> None:
-        points = self._points
-        n = len(points)
-        mean_x = sum(p[0] for p in points) / n
-        mean_y = sum(p[1] / p[2] for p in points) / n
-        sxx = sxy = 0.0
-        for x, sum_y, count in points:
-            dx = x - mean_x
-            sxx += dx * dx
-            sxy += dx * (sum_y / count - mean_y)
-        if sxx > 1.0:  # at least two distinct expected times (ms²)
-            self.b = min(self._max, max(self._min, sxy / sxx))
-        self.a = mean_y - self.b * mean_x
-
-
-class Scorer:
+class Scorer(TempoGate):
     """Live scoring of one player against one part at the room tempo.
 
     ``notes``: the part's reference notes (:class:`rooms.notes.Note`, at the
@@ -536,80 +392,6 @@ class Scorer:
         self._fit_sxx += dx * (expected - self._fit_mx)
         self._fit_sxy += dx * (t_ms - self._fit_my)
         self._gate(i, expected, t_ms, restart)
-
-    def _gate(self, i: int, x: float, y: float, restart: bool = False) -> None:
-        """Fit match ``i`` (expected ``x``, played ``y``, ms) or hold it (module docstring);
-        ``restart``: after a pause, the fit restarts from it."""
-        s = self.settings
-        tracker = self._tracker
-        held = self._held
-        if restart and not any(self._consistent(h, x, y) for h in held):
-            self._restart()
-            held.clear()
-            self._fit(i, x, y)
-            return
-        gap = x - self._last_matched_ms
-        bound = s.outlier_ms + (s.outlier_ratio * tracker.b * gap if gap > 0 else 0.0)
-        # Before two onsets are fitted the ratio is only the prior: nothing to gate on.
-        if not restart and (len(tracker) < 2 or abs(y - tracker.predict(x)) <= bound):
-            held.clear()  # not confirmed: they stay matched, out of the fit
-            self._fit(i, x, y)
-            return
-        confirmed = [h for h in held if self._consistent(h, x, y)]
-        if not confirmed:
-            held.append(i)
-            if len(held) > 3:
-                del held[0]
-            return
-        held.clear()
-        if all(self._shifted(h, x, y) for h in confirmed):
-            self._restart()  # a jump moves the position, not the tempo
-        for h in sorted(confirmed, key=self.expected_ms.__getitem__):
-            played = self.played_ms[h]
-            assert played is not None  # held matches are matched
-            self._fit(h, self.expected_ms[h], played)
-        self._fit(i, x, y)
-
-    def _consistent(self, h: int, x: float, y: float) -> bool:
-        """Whether held match ``h`` and a new match at (``x``, ``y``) confirm each other.
-
-        They do when they are shifted alike from the fit (the player jumped) or
-        imply a tempo ratio between the bounds from one to the other.
-        """
-        played = self.played_ms[h]
-        if played is None:
-            return False
-        if self._shifted(h, x, y):
-            return True
-        s = self.settings
-        dx = x - self.expected_ms[h]
-        dy = y - played
-        slack = s.outlier_ms
-        return dx > 1.0 and s.min_tempo_ratio * dx - slack <= dy <= s.max_tempo_ratio * dx + slack
-
-    def _shifted(self, h: int, x: float, y: float) -> bool:
-        """Whether held match ``h`` and (``x``, ``y``) lie on one line of the fitted ratio."""
-        played = self.played_ms[h]
-        if played is None:
-            return False
-        dy = y - played
-        return abs(dy - self._tracker.b * (x - self.expected_ms[h])) <= self.settings.outlier_ms
-
-    def _restart(self) -> None:
-        self._tracker.restart()
-        for i in self._fit_log:  # no longer in the fit: _unmatch must not forget them
-            self._fitted[i] = 0
-        self._fit_log.clear()
-
-    def _fit(self, i: int, x: float, y: float) -> None:
-        self._tracker.update(x, y)
-        self._fitted[i] = 1
-        self._fit_log.append(i)
-        if x >= self._last_matched_ms:
-            self._last_matched_ms = x
-            self._next_from = bisect.bisect_right(self.expected_ms, x + 0.5, self._next_from)
-        if self.on_match is not None:
-            self.on_match(x, y)
 
     def _unmatch(self, i: int) -> None:
         """Undo :meth:`_match` of expected note ``i`` (a later note takes it back)."""

@@ -40,7 +40,7 @@ import asyncio
 from aiohttp import web
 
 from rooms.errors import TuttiError
-from rooms.room import MAX_BPM, MIN_BPM
+from rooms.room_types import MAX_BPM, MIN_BPM
 from server.appkeys import AUDIO_JOBS as JOBS
 from server.appkeys import SESSIONMAKER, SETTINGS, SIO
 from server.db import repository

@@ -43,7 +43,7 @@ def drop_track(midi: bytes, match) -> tuple[bytes, int] | None:
 
 
 def _track_matcher(display_name: str, part: str | None):
-    # rooms/room.py names a player's track "<display name> (<part>)"; parts are unique
+    # rooms/room_finish.py names a player's track "<display name> (<part>)"; parts are unique
     # in a room, so the part identifies the track even after a rename.
     if part:
         return lambda name: name.endswith(f" ({part})")

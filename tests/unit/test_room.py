@@ -11,7 +11,8 @@ from rooms.errors import RoomError
 from rooms.notes import NoteEvent
 from rooms.performance import Mistakes, choose_mistakes, humanize
 from rooms.piece import Piece, load_midi
-from rooms.room import MAX_PLAYERS, Room, RoomSettings
+from rooms.room import Room, RoomSettings
+from rooms.room_types import MAX_PLAYERS
 from tests.music import chorale_midi
 
 NOW = 1_700_000_000_000  # server-clock epoch ms
