@@ -11,10 +11,13 @@ Timings (Performance API) and frames over 50 ms are printed (``-s``), never asse
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import statistics
 import time
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser import (
     SCREENSHOTS,
@@ -52,6 +55,19 @@ PAINTED = """(part) => {
   const nodes = window.Tutti.score.parts[names.indexOf(part)] || [];
   return nodes.map((n) => (n ? n.dataset.judgement || "" : null));
 }"""
+
+
+def painted_as(page, part: str, expected: list[str], timeout_ms: int = 30_000) -> list:
+    """The part's painted judgements once they equal ``expected``, or as they are after
+    ``timeout_ms``: the results score is painted after its note map, and a layout
+    started meanwhile (the score moving into the results card) maps and paints again."""
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(
+            f"([part, want]) => JSON.stringify(({PAINTED})(part)) === JSON.stringify(want)",
+            arg=[part, expected],
+            timeout=timeout_ms,
+        )
+    return page.evaluate(PAINTED, part)
 
 
 def cursor_index(page, user_id: str) -> int:
@@ -152,7 +168,7 @@ def test_a_duet_shows_cursors_and_a_coloured_score(tmp_path):
                         "wrong_pitch" if "played_pitch" in n else n["judgement"]
                         for n in result["notes"]
                     ]
-                    assert page.evaluate(PAINTED, part) == expected
+                    assert painted_as(page, part, expected) == expected
                     if page is ada:  # while playing, from score:update marks
                         coloured = [(c, e) for c, e in zip(live[part], expected, strict=True) if c]
                         assert len(coloured) > len(expected) // 2
