@@ -105,9 +105,24 @@ export async function loadRooms() {
   renderRooms();
 }
 
+/** The part picked in each row, and the focused control, so that a refresh keeps them. */
+function picks(tbody) {
+  const chosen = new Map();
+  for (const row of tbody.querySelectorAll("tr[data-room]")) {
+    const select = row.querySelector("select.part-pick");
+    if (select && select.value) chosen.set(row.dataset.room, select.value);
+  }
+  const active = document.activeElement;
+  const row = active && tbody.contains(active) ? active.closest("tr[data-room]") : null;
+  const focus = row ? { room: row.dataset.room, label: active.getAttribute("aria-label") } : null;
+  return { chosen, focus };
+}
+
 function renderRooms() {
   $("rooms-empty").hidden = openRooms.length > 0;
-  $("rooms-table").querySelector("tbody").replaceChildren(
+  const tbody = $("rooms-table").querySelector("tbody");
+  const { chosen, focus } = picks(tbody);
+  tbody.replaceChildren(
     ...openRooms.map((r) => {
       const players = r.members.filter((m) => m.role === "player");
       const free = r.parts.filter((p) => !p.user_id);
@@ -118,6 +133,8 @@ function renderRooms() {
         el("option", { value: "" }, r.mode === "free" ? "—" : "any free part"),
         ...free.map((p) => el("option", { value: p.name }, p.name)),
       );
+      // The periodic refresh must not undo a pick: the part is kept while it is free.
+      if (free.some((p) => p.name === chosen.get(r.room_id))) partSelect.value = chosen.get(r.room_id);
       return el(
         "tr",
         { "data-room": r.room_id, "data-piece": r.piece_id },
@@ -135,6 +152,11 @@ function renderRooms() {
       );
     }),
   );
+  if (focus) {
+    const row = tbody.querySelector(`tr[data-room="${CSS.escape(focus.room)}"]`);
+    const again = row && [...row.querySelectorAll("select, button")].find((c) => c.getAttribute("aria-label") === focus.label);
+    if (again) again.focus();
+  }
 }
 
 export function enterLobby() {

@@ -90,8 +90,19 @@ def join_from_lobby(page, room_id: str, part: str) -> None:
             break
         time.sleep(0.2)
     page.select_option(f"{row} select", part)
+    # The lobby refreshes its rooms every few seconds (and on each click above): a refresh
+    # after the pick must keep it, or Play joins the first free part instead.
+    with page.expect_response(lambda r: r.url.endswith("/api/rooms")):
+        page.click("#refresh-rooms")
+    page.wait_for_timeout(50)  # the response is rendered in the next task
+    assert page.locator(f"{row} select").input_value() == part
     page.click(f"{row} button:text('Play')")
     page.wait_for_selector("html[data-view=room]", state="attached")
+    page.wait_for_function(
+        "(p) => { const s = window.Tutti.state; const got = s.room && s.room.parts.find((x) =>"
+        " x.name === p); return got && got.user_id === s.user.id; }",
+        arg=part,
+    )
 
 
 def performance(notes: list, start_at: float, scale: float, page, octave: int) -> list:
