@@ -116,6 +116,32 @@ def performance(notes: list, start_at: float, scale: float, page, octave: int) -
     return events
 
 
+def duet_events(url: str, piece_id: str, start_at: float, tempo: float, soprano, tenor) -> list:
+    """Key events of the Soprano (``soprano``'s page, keys from C4) and the Tenor (keys
+    from C3) of ``piece_id`` played from ``start_at`` (server ms) at ``tempo`` BPM."""
+    _, notes = rest(url, "GET", f"/api/pieces/{piece_id}/notes")
+    parts = {p["name"]: p["notes"] for p in notes["parts"]}
+    scale = notes["tempo_bpm"] / tempo
+    return sorted(
+        performance(parts["Soprano"], start_at, scale, soprano, 4)
+        + performance(parts["Tenor"], start_at, scale, tenor, 3),
+        key=lambda e: e[0],
+    )
+
+
+def play_events(events: list, at_middle=lambda: None) -> None:
+    """Press and release each key at its time (one machine: the server's clock is ours);
+    ``at_middle()`` runs once, after the middle event."""
+    mid = len(events) // 2
+    for i, (at, page, action, key) in enumerate(events):
+        wait = (at - time.time() * 1000) / 1000
+        if wait > 0:
+            time.sleep(wait)
+        getattr(page.keyboard, action)(key)
+        if i == mid:
+            at_middle()
+
+
 def test_duet_in_two_browsers(server, browser, tmp_path):
     ada = open_page(browser, server.url)
     bo = open_page(browser, server.url)
@@ -137,22 +163,9 @@ def test_duet_in_two_browsers(server, browser, tmp_path):
     expect(bo_row).to_contain_text("practicing")
     start_at = ada.evaluate("window.Tutti.state.started.start_at")
     piece_id = ada.evaluate("window.Tutti.state.room.piece_id")
-    _, notes = rest(server.url, "GET", f"/api/pieces/{piece_id}/notes")
-    parts = {p["name"]: p["notes"] for p in notes["parts"]}
-    scale = notes["tempo_bpm"] / TEMPO
-    events = sorted(
-        performance(parts["Soprano"], start_at, scale, ada, 4)
-        + performance(parts["Tenor"], start_at, scale, bo, 3),
-        key=lambda e: e[0],
-    )
-    shot_at = len(events) // 2
-    for i, (at, page, action, key) in enumerate(events):
-        wait = (at - time.time() * 1000) / 1000  # one machine: the server's clock is ours
-        if wait > 0:
-            time.sleep(wait)
-        getattr(page.keyboard, action)(key)
-        if i == shot_at:  # mid-piece: the room view with notes falling and scores moving
-            ada.screenshot(path=tmp_path / "room.png")
+    events = duet_events(server.url, piece_id, start_at, TEMPO, ada, bo)
+    # Mid-piece: the room view with notes falling and scores moving.
+    play_events(events, lambda: ada.screenshot(path=tmp_path / "room.png"))
 
     # Each saw the other's notes arrive, sounded through the jitter buffer, and live scores.
     for page, partner in ((ada, bo_user), (bo, ada_user)):

@@ -28,7 +28,7 @@ from tests.browser import (
     tab_to,
     unnamed_controls,
 )
-from tests.e2e.test_browser import join_from_lobby, performance
+from tests.e2e.test_browser import duet_events, join_from_lobby, performance, play_events
 from tests.e2e.test_browser_notation import open_room_on, starter
 from tests.servers import start_server
 
@@ -120,29 +120,21 @@ def test_a_duet_shows_cursors_and_a_coloured_score(tmp_path):
             for page in (ada, bo):
                 page.wait_for_function("() => !!window.Tutti.state.started")
             start_at = ada.evaluate("window.Tutti.state.started.start_at")
-            _, notes = rest(server.url, "GET", f"/api/pieces/{entry['id']}/notes")
-            parts = {p["name"]: p["notes"] for p in notes["parts"]}
-            scale = notes["tempo_bpm"] / TEMPO
-            events = sorted(
-                performance(parts["Soprano"], start_at, scale, ada, 4)
-                + performance(parts["Tenor"], start_at, scale, bo, 3),
-                key=lambda e: e[0],
-            )
-            mid = len(events) // 2
+            events = duet_events(server.url, entry["id"], start_at, TEMPO, ada, bo)
             seen_mid = {}
-            for i, (at, page, action, key) in enumerate(events):
-                wait = (at - time.time() * 1000) / 1000  # one machine: the server's clock is ours
-                if wait > 0:
-                    time.sleep(wait)
-                getattr(page.keyboard, action)(key)
-                if i == mid:
-                    time.sleep(0.3)  # a score:update on its way
-                    ada.locator("#notation-card").screenshot(path=tmp_path / "score-room.png")
-                    seen_mid = {
+
+            def at_middle():
+                time.sleep(0.3)  # a score:update on its way
+                ada.locator("#notation-card").screenshot(path=tmp_path / "score-room.png")
+                seen_mid.update(
+                    {
                         (who, user["id"]): cursor_index(page, user["id"])
                         for who, page in (("ada", ada), ("bo", bo))
                         for user in (ada_user, bo_user)
                     }
+                )
+
+            play_events(events, at_middle)
             # Both cursors are in both pages, and they moved on after the middle.
             for who, page in (("ada", ada), ("bo", bo)):
                 for user in (ada_user, bo_user):
@@ -284,11 +276,7 @@ def test_the_score_on_a_phone(tmp_path):
             _, notes = rest(server.url, "GET", f"/api/pieces/{entry['id']}/notes")
             soprano = {p["name"]: p["notes"] for p in notes["parts"]}["Soprano"][:12]
             events = sorted(performance(soprano, start_at, notes["tempo_bpm"] / 160, page, 4))
-            for at, _, action, key in events:
-                wait = (at - time.time() * 1000) / 1000
-                if wait > 0:
-                    time.sleep(wait)
-                getattr(page.keyboard, action)(key)
+            play_events(events)
             page.wait_for_function(
                 "(u) => {"
                 " const c = document.querySelector(`#notation .cursor[data-user='${u}']`);"

@@ -472,8 +472,8 @@ async def test_reconnecting_player_recovers_missed_events_on_another_process(clu
     moved: dict = {}
 
     async def switch():
-        last = last_event(bass)
         await bass.disconnect()
+        last = last_event(bass)  # after the disconnect: a note can arrive while it runs
         await asyncio.sleep(1.0)
         new = await _reconnect(one.url, bass, "bass-again")
         joined = await new.call(
@@ -619,8 +619,8 @@ async def test_redis_restarted_mid_duet(fresh_server, own_redis, postgres):
 
     async def restart_redis():
         await asyncio.sleep(max(0.0, (started["start_at"] - host.server_now()) / 1000) + 3.0)
-        restarted["last"] = last_event(listener)
         await listener.disconnect()
+        restarted["last"] = last_event(listener)  # after: a note can arrive while it runs
         await asyncio.to_thread(own_redis.restart)
         restarted["at"] = host.server_now()
         await asyncio.sleep(1.5)
