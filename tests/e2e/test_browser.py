@@ -92,9 +92,9 @@ def join_from_lobby(page, room_id: str, part: str) -> None:
     page.select_option(f"{row} select", part)
     # The lobby refreshes its rooms every few seconds (and on each click above): a refresh
     # after the pick must keep it, or Play joins the first free part instead.
-    with page.expect_response(lambda r: r.url.endswith("/api/rooms")):
-        page.click("#refresh-rooms")
-    page.wait_for_timeout(50)  # the response is rendered in the next task
+    page.eval_on_selector(row, "tr => tr.dataset.stale = 'yes'")
+    page.click("#refresh-rooms")
+    page.wait_for_selector(f"{row}:not([data-stale])")  # the refresh drew the row anew
     assert page.locator(f"{row} select").input_value() == part
     page.click(f"{row} button:text('Play')")
     page.wait_for_selector("html[data-view=room]", state="attached")
